@@ -1,0 +1,377 @@
+"""Ingest: raw jobcomp bytes -> a normalized ``JobRecord``, or a ``Rejection`` with its reason.
+
+Pure functions, no Kafka and no clock: the faust agent, ``jobcarbon normalize`` and the backfill
+path all call ``normalize_bytes``. Every input ends as exactly one of the two results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import orjson
+from pydantic import ValidationError
+
+from schemas.job import (
+    ENERGY_INVALID_AT_J,
+    EnergySource,
+    EnergyStatus,
+    Event,
+    JobRecord,
+)
+from schemas.raw import NO_VAL64, RawJobcompRecord, fast_fields
+from schemas.tres import TresParseError, TresReading, gpu_count, read_tres
+
+#: Kafka header our patch sets; its value is the patch's record schema version.
+SCHEMA_HEADER: Final = "jobcarbon-schema"
+#: Default largest record accepted (Slurm's default max batch script is 4 MB).
+DEFAULT_MAX_BYTES: Final = 8 * 1024 * 1024
+_DETAIL_VALUE_CHARS: Final = 120
+
+
+class Reason:
+    """Stable reason codes for rejected records (DLQ ``reason``)."""
+
+    EMPTY = "empty"
+    OVERSIZED = "oversized"
+    UNDECODABLE = "undecodable"
+    INVALID_JSON = "invalid_json"
+    NOT_AN_OBJECT = "not_an_object"
+    MISSING_FIELD = "missing_field"
+    INVALID_FIELD = "invalid_field"
+    MISSING_KEY = "missing_key"
+    INVALID_TRES = "invalid_tres"
+    NUL_IN_STRING = "nul_in_string"
+
+    ALL: Final = frozenset(
+        {
+            EMPTY,
+            OVERSIZED,
+            UNDECODABLE,
+            INVALID_JSON,
+            NOT_AN_OBJECT,
+            MISSING_FIELD,
+            INVALID_FIELD,
+            MISSING_KEY,
+            INVALID_TRES,
+            NUL_IN_STRING,
+        }
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """An input that could not be normalized: reason code, human detail, original bytes."""
+
+    reason: str
+    detail: str
+    raw: bytes
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json_line(self) -> bytes:
+        """The rejects-file / DLQ JSON form; ``raw`` is text when it decodes, else base64."""
+        try:
+            raw_text: str = self.raw.decode("utf-8")
+            encoding = "utf-8"
+        except UnicodeDecodeError:
+            import base64
+
+            raw_text = base64.b64encode(self.raw).decode("ascii")
+            encoding = "base64"
+        doc = {"reason": self.reason, "detail": self.detail, "raw": raw_text}
+        if encoding != "utf-8":
+            doc["raw_encoding"] = encoding
+        return orjson.dumps(doc)
+
+
+def show_value(value: Any) -> str:
+    """A short, escaped rendering of a bad value for error details (safe for logs)."""
+    text = repr(value)
+    if len(text) > _DETAIL_VALUE_CHARS:
+        text = text[:_DETAIL_VALUE_CHARS] + f"... ({len(text)} chars)"
+    return text
+
+
+def _field_name(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "<record>"
+
+
+def _rejection_from_validation(exc: ValidationError, raw: bytes) -> Rejection:
+    error = exc.errors(include_url=False)[0]
+    kind, loc = error["type"], error["loc"]
+    if kind == "json_invalid":
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as decode_error:
+            return Rejection(
+                Reason.UNDECODABLE,
+                f"record is not UTF-8: byte {decode_error.start} is "
+                f"{raw[decode_error.start : decode_error.start + 1]!r}",
+                raw,
+            )
+        return Rejection(Reason.INVALID_JSON, f"record is not JSON: {error['msg']}", raw)
+    if kind == "model_type":
+        return Rejection(
+            Reason.NOT_AN_OBJECT,
+            f"record is a JSON {type(error['input']).__name__}, not an object: "
+            f"{show_value(error['input'])}",
+            raw,
+        )
+    if kind == "missing":
+        return Rejection(Reason.MISSING_FIELD, f"field {_field_name(loc)!r} is missing", raw)
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return Rejection(
+        Reason.INVALID_FIELD,
+        f"field {_field_name(loc)!r} has value {show_value(error.get('input'))}: "
+        f"{error['msg']}{more}",
+        raw,
+    )
+
+
+def _find_nul(doc: Any, path: str = "") -> str | None:
+    if isinstance(doc, str):
+        return path if "\x00" in doc else None
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            if "\x00" in key:
+                return f"{path}.{key!r}" if path else repr(key)
+            found = _find_nul(value, f"{path}.{key}" if path else key)
+            if found:
+                return found
+    if isinstance(doc, list):
+        for i, value in enumerate(doc):
+            found = _find_nul(value, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
+def _layout(f: dict[str, Any], had_nul: bool) -> str:
+    if f["sluid"] is not None:
+        layout = "26.05+"
+    elif f["tres_alloc_str"] is not None or f["tres_fmt_alloc_str"] is not None:
+        layout = "cscs-23.11.0"
+    elif f["tres_alloc_raw"] is not None or f["tres_req_raw"] is not None:
+        layout = "23.11.1+"
+    else:
+        layout = "23.02-23.11.0"
+    return layout + "+nul" if had_nul else layout
+
+
+def _event(f: dict[str, Any]) -> Event:
+    event = f["event"]
+    if event == "end" or event == "start" or event == "energy_update":
+        return event
+    if (
+        f["state"] is None
+        and f["end"] is None
+        and f["exit_code"] is None
+        and f["elapsed"] is None
+        and f["derived_ec"] is None
+    ):
+        return "start"  # 25.05+ job-start events: state null, no finish-only keys
+    return "end"
+
+
+def is_patched(f: dict[str, Any]) -> bool:
+    """The patch always sends ``energy_complete`` (true/false) and ``submit_epoch``."""
+    return f["energy_complete"] is not None or f["submit_epoch"] is not None
+
+
+def _energy(
+    f: dict[str, Any], alloc: TresReading
+) -> tuple[int | None, EnergyStatus, EnergySource, str | None]:
+    """Pick the job's energy: patch field, else raw TRES ``3=``, else formatted ``energy=``."""
+    value: int | None
+    if is_patched(f):
+        value, source = f["energy_j"], EnergySource.PATCH  # null: not measured
+    elif alloc.has_raw:
+        # The raw form prints NO_VAL64 and leaves out only zero counts: absent means 0 J.
+        value, source = alloc.raw_energy, EnergySource.TRES_RAW
+    elif alloc.fmt_energy is not None:
+        value, source = alloc.fmt_energy, EnergySource.TRES_FORMATTED
+    else:
+        return None, EnergyStatus.MISSING, EnergySource.NONE, None
+    if value is None or value == NO_VAL64:
+        return None, EnergyStatus.MISSING, source, None if value is None else str(value)
+    if value >= ENERGY_INVALID_AT_J:
+        return None, EnergyStatus.INVALID, source, str(value)
+    return value, EnergyStatus.MEASURED, source, None
+
+
+def _read_tres(f: dict[str, Any], raw_field: str, fmt_field: str) -> TresReading:
+    try:
+        return read_tres(f[raw_field], f[fmt_field])
+    except TresParseError as exc:
+        raise TresParseError(f"field {raw_field!r} or {fmt_field!r}: {exc}") from None
+
+
+def normalize(
+    f: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+    *,
+    default_cluster: str | None = None,
+    patch_schema: int | None = None,
+    had_nul: bool = False,
+) -> JobRecord:
+    """Normalize one record's validated fields (every model field by name, absent as None,
+    as ``fast_fields`` or ``RawJobcompRecord.field_values`` give them).
+
+    Raises TresParseError for unreadable TRES strings."""
+    if f["tres_alloc_raw"] is not None or f["tres_alloc"] is not None:
+        alloc = _read_tres(f, "tres_alloc_raw", "tres_alloc")
+    else:  # the CSCS branch's spellings
+        alloc = _read_tres(f, "tres_alloc_str", "tres_fmt_alloc_str")
+    tres_alloc = alloc.counts
+
+    event = _event(f)
+    if event == "start":
+        energy_j, status, source, reported = None, EnergyStatus.MISSING, EnergySource.NONE, None
+    else:
+        energy_j, status, source, reported = _energy(f, alloc)
+
+    submit_time: datetime | None = f.get("submit")
+    if submit_time is None and f.get("submit_epoch"):
+        submit_time = datetime.fromtimestamp(f["submit_epoch"], UTC)
+
+    partition, requested = f.get("partition"), None
+    if partition is not None and "," in partition:
+        # <=24.11 sends every requested partition; the one it ran in comes from slurmdbd.
+        requested = [p.strip() for p in partition.split(",") if p.strip()]
+        partition = None
+
+    het_job_id = f["het_job_id"] if f["het_job_id"] is not None else f["pack_job_id"]
+    het_offset = f["het_job_offset"] if f["het_job_offset"] is not None else f["pack_job_offset"]
+    if not het_job_id:  # 0 means "not a het job"
+        het_job_id, het_offset = None, None
+    array_job_id = f.get("array_job_id") or None
+    array_task_id = f.get("array_task_id") if array_job_id is not None else None
+
+    start, end = f.get("start"), f.get("end")
+    elapsed = f.get("elapsed")
+    if elapsed is None and start is not None and end is not None and event == "end":
+        elapsed = max(0, int((end - start).total_seconds()))
+
+    mem = tres_alloc.get("mem")
+    billing = tres_alloc.get("billing")
+    return JobRecord(
+        event=event,
+        cluster=f.get("cluster") or default_cluster,
+        job_id=f["jobid"],
+        submit_time=submit_time,
+        array_job_id=array_job_id,
+        array_task_id=array_task_id,
+        het_job_id=het_job_id,
+        het_job_offset=het_offset,
+        sluid=f.get("sluid"),
+        job_db_inx=f.get("job_db_inx"),
+        user=f.get("username"),
+        user_id=f.get("user_id"),
+        group=f.get("groupname"),
+        group_id=f.get("group_id"),
+        account=f.get("account"),
+        parent_accounts=f.get("parent_accounts"),
+        qos=f.get("qos"),
+        partition=partition,
+        partitions_requested=requested,
+        job_name=f.get("job_name"),
+        state=f.get("state"),
+        exit_code=f.get("exit_code"),
+        derived_exit_code=f.get("derived_ec"),
+        eligible_time=f.get("eligible"),
+        start_time=start,
+        end_time=end,
+        elapsed_s=elapsed,
+        time_limit_s=f.get("time_limit"),
+        nodes=f.get("nodes"),
+        node_count=f.get("total_nodes"),
+        cpus=f.get("total_cpus"),
+        mem_mb=float(mem) if mem is not None else None,
+        gpus=gpu_count(tres_alloc),
+        billing=int(billing) if billing is not None else None,
+        exclusive=f.get("exclusive"),
+        tres_alloc=tres_alloc,
+        tres_req=_read_tres(f, "tres_req_raw", "tres_req").counts,
+        energy_j=energy_j,
+        energy_status=status,
+        energy_source=source,
+        energy_reported=reported,
+        energy_complete=f.get("energy_complete"),
+        slurm_layout=_layout(f, had_nul),
+        patched=patch_schema is not None or is_patched(f),
+        extra=extra or {},
+    )
+
+
+def normalize_bytes(
+    value: bytes | None,
+    *,
+    default_cluster: str | None = None,
+    headers: Mapping[str, bytes] | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> JobRecord | Rejection:
+    """Normalize one message value as Slurm sent it; never raises for bad input.
+
+    ``default_cluster`` stands in when the record has no ``cluster`` (no accounting): use the
+    topic's cluster, which is what ``JobCompParams=topic`` defaults to.
+    """
+    raw_bytes = bytes(value) if value is not None else b""
+    if len(raw_bytes) > max_bytes:
+        return Rejection(
+            Reason.OVERSIZED,
+            f"record is {len(raw_bytes)} bytes, over the {max_bytes} limit",
+            raw_bytes,
+        )
+    # 23.02.0-23.11.6 and 24.05.0rc1 send strlen+1 bytes: a trailing NUL.
+    body = raw_bytes.rstrip(b"\x00")
+    had_nul = len(body) != len(raw_bytes)
+    body = body.strip()
+    if not body:
+        return Rejection(Reason.EMPTY, "record is empty", raw_bytes)
+    checked = fast_fields(body)
+    if checked is None:
+        # Anything the fast rules do not settle goes through the model itself.
+        try:
+            raw = RawJobcompRecord.model_validate_json(body)
+        except ValidationError as exc:
+            return _rejection_from_validation(exc, raw_bytes)
+        checked = raw.field_values(), raw.extra_fields
+    fields, extra = checked
+
+    if b"\\u0000" in body:
+        # Slurm's strings are C strings: an escaped NUL means a corrupt record, and
+        # PostgreSQL text cannot hold it.
+        where = _find_nul(orjson.loads(body)) or "<record>"
+        return Rejection(Reason.NUL_IN_STRING, f"field {where} contains a NUL character", raw_bytes)
+
+    patch_schema = None
+    if headers and SCHEMA_HEADER in headers:
+        try:
+            patch_schema = int(headers[SCHEMA_HEADER])
+        except ValueError:
+            return Rejection(
+                Reason.INVALID_FIELD,
+                f"header {SCHEMA_HEADER!r} has value {show_value(headers[SCHEMA_HEADER])}: "
+                "not an integer",
+                raw_bytes,
+            )
+    try:
+        record = normalize(
+            fields,
+            extra,
+            default_cluster=default_cluster,
+            patch_schema=patch_schema,
+            had_nul=had_nul,
+        )
+    except TresParseError as exc:
+        return Rejection(Reason.INVALID_TRES, str(exc), raw_bytes)
+    if record.submit_time is None:
+        return Rejection(
+            Reason.MISSING_KEY,
+            f"field '@submit' is missing or 'Unknown' (jobid={record.job_id}): the natural key "
+            "(cluster, jobid, submit time) is incomplete",
+            raw_bytes,
+        )
+    return record

@@ -1,0 +1,5 @@
+"""``python -m jobcarbon``."""
+
+from jobcarbon.cli import main
+
+main()

@@ -1,0 +1,137 @@
+"""One settings model for every shell: CLI, workers, API, batch paths.
+
+Read from (highest first): explicit overrides, environment variables ``JOBCARBON_*`` (nested
+with ``__``, e.g. ``JOBCARBON_KAFKA__BOOTSTRAP_SERVERS``), a TOML file (``--config FILE`` or
+``JOBCARBON_CONFIG``), then the defaults below, which are the embedded default (local broker,
+SQLite warehouse). See ``docs/configuration.md`` for every key.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_ENV = "JOBCARBON_CONFIG"
+
+
+class KafkaSettings(BaseModel):
+    """Broker, topics and the consumer group."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic_jobcomp: str = "slurm.jobcomp"
+    topic_normalized: str = "jobs.normalized"
+    topic_dlq: str = "slurm.jobcomp.dlq"
+    topic_intensity: str = "grid.intensity"
+    topic_power: str = "facility.power"
+    partitions: int = Field(4, ge=1)
+    replication_factor: int = Field(1, ge=1)
+    consumer_group: str = "jobcarbon"
+    #: Extra librdkafka properties (``security.protocol``, ``sasl.*``, ...).
+    client_properties: dict[str, str] = {}
+
+
+class WarehouseSettings(BaseModel):
+    """The SQL warehouse (SQLAlchemy URL). SQLite is the embedded default."""
+
+    url: str = "sqlite:///jobcarbon.db"
+    batch_size: int = Field(500, ge=1)
+
+
+class AccountingSettings(BaseModel):
+    """The slurmdbd database (read-only) used to reconcile records."""
+
+    url: str | None = None  # e.g. mysql+pymysql://reader:secret@dbd-host/slurm_acct_db
+    settle_seconds: float = Field(600.0, ge=0)
+
+
+class ClusterSettings(BaseModel):
+    """Where a cluster's energy comes from: its grid zone and its data-centre site."""
+
+    zone: str = "WORLD"
+    site: str = "default"
+
+
+class SiteSettings(BaseModel):
+    """A data-centre site: static PUE (with its source) unless measured PUE arrives."""
+
+    pue: float = Field(1.56, ge=1.0)
+    pue_source: str = "Green Algorithms v3.0 default (Uptime Institute 2024)"
+
+
+class CarbonSettings(BaseModel):
+    """Carbon-intensity defaults and the cluster -> zone/site mapping."""
+
+    clusters: dict[str, ClusterSettings] = {}
+    sites: dict[str, SiteSettings] = {"default": SiteSettings()}
+    #: Last-resort intensity when no series and no annual value cover a job.
+    default_intensity_g_per_kwh: float = Field(475.0, gt=0)
+    default_intensity_source: str = "IEA Global Energy & CO2 Status Report 2019 world average"
+
+    def cluster(self, name: str | None) -> ClusterSettings:
+        """Settings of one cluster, or the defaults when it is not configured."""
+        return self.clusters.get(name or "", ClusterSettings())
+
+    def site(self, name: str) -> SiteSettings:
+        """Settings of one site, or the default site."""
+        return self.sites.get(name) or self.sites.get("default") or SiteSettings()
+
+
+class Settings(BaseSettings):
+    """Everything configurable in jobcarbon."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="JOBCARBON_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    #: Cluster name for records that carry none (no accounting); Slurm's topic default.
+    default_cluster: str | None = None
+    kafka: KafkaSettings = KafkaSettings()
+    warehouse: WarehouseSettings = WarehouseSettings()
+    accounting: AccountingSettings = AccountingSettings()
+    carbon: CarbonSettings = CarbonSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = os.environ.get(CONFIG_ENV)
+        if path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))
+        return tuple(sources)
+
+
+def load_settings(config: Path | str | None = None, **overrides: Any) -> Settings:
+    """Load settings from the environment and an optional TOML file (``config`` wins over
+    ``JOBCARBON_CONFIG``). Raises FileNotFoundError for a missing file."""
+    if config is not None:
+        path = Path(config)
+        if not path.is_file():
+            raise FileNotFoundError(f"configuration file {str(path)!r} does not exist")
+        previous = os.environ.get(CONFIG_ENV)
+        os.environ[CONFIG_ENV] = str(path)
+        try:
+            return Settings(**overrides)
+        finally:
+            if previous is None:
+                os.environ.pop(CONFIG_ENV, None)
+            else:
+                os.environ[CONFIG_ENV] = previous
+    env_path = os.environ.get(CONFIG_ENV)
+    if env_path and not Path(env_path).is_file():
+        raise FileNotFoundError(f"{CONFIG_ENV}={env_path!r} does not exist")
+    return Settings(**overrides)

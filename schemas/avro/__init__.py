@@ -1,0 +1,1 @@
+"""Avro schemas (``*.avsc``) for what travels between stages, and their codecs."""

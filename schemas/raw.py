@@ -1,0 +1,346 @@
+"""The raw ``jobcomp/kafka`` record as Slurm 23.02 to 26.05 writes it, patched or not.
+
+``RawJobcompRecord`` is the contract: one pydantic model that accepts every documented field
+(``../shared/docs/slurm-jobcomp-record.md`` §3) and quirk:
+
+* keys left out or ``null`` (every field but ``jobid`` is optional);
+* unknown keys are kept (``extra="allow"``) and travel on in ``JobRecord.extra``;
+* ``"Unknown"``/``"None"``/empty timestamps (23.02 to 23.11.8 and 24.05.0) read as missing;
+* NO_VAL/INFINITE sentinels of 16, 32 and 64 bits read as missing, per field width;
+* the CSCS branch spellings ``tres_alloc_str`` (raw) and ``tres_fmt_alloc_str`` (formatted);
+* the fields added by our patch (``slurm_patch/``): ``energy_j``, ``energy_complete``,
+  ``job_db_inx``, ``submit_epoch``, ``event``, ``exclusive``.
+
+``fast_fields`` applies the same field rules without building a model, for the hot path; it
+is derived from the model's own declarations and hands anything unusual back to the model
+(``None``), so the model stays the single authority. Byte-level quirks (trailing NUL, json-c
+``\\/``) are handled before parsing, in ``consumers.ingest``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Annotated, Any, Final
+
+import msgspec
+import orjson
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic.fields import FieldInfo
+
+NO_VAL16: Final = 0xFFFE
+INFINITE16: Final = 0xFFFF
+NO_VAL: Final = 0xFFFFFFFE
+INFINITE: Final = 0xFFFFFFFF
+NO_VAL64: Final = 0xFFFFFFFFFFFFFFFE
+INFINITE64: Final = 0xFFFFFFFFFFFFFFFF
+
+_TIME_SENTINELS: Final = frozenset({"", "Unknown", "None", "unknown", "none"})
+_SENTINELS_32: Final = frozenset({NO_VAL, INFINITE})
+_SENTINELS_16: Final = frozenset({NO_VAL16, INFINITE16})
+
+
+def parse_slurm_time(value: Any) -> datetime | None:
+    """Read a jobcomp timestamp (UTC ``YYYY-MM-DDTHH:MM:SS``) as an aware UTC datetime.
+
+    ``"Unknown"``, ``"None"``, empty and null mean missing. An offset or ``Z`` is honoured;
+    epoch seconds (int) are accepted, 0 and sentinels meaning missing.
+    """
+    if type(value) is str and len(value) == 19:
+        return _parse_plain_utc(value)
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"timestamp {value!r} is not a date-time")
+    if isinstance(value, int | float):
+        if value <= 0 or value >= NO_VAL:
+            return None
+        return datetime.fromtimestamp(value, UTC)
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if not isinstance(value, str):
+        raise ValueError(f"timestamp {value!r} is not a string")
+    text = value.strip()
+    if text in _TIME_SENTINELS:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"timestamp {value!r} is not YYYY-MM-DDTHH:MM:SS") from None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+@lru_cache(maxsize=16384)
+def _parse_plain_utc(text: str) -> datetime | None:
+    # Slurm's own form; cached because submit, eligible and start are often equal.
+    try:
+        return datetime.fromisoformat(text).replace(tzinfo=UTC)
+    except ValueError:
+        raise ValueError(f"timestamp {text!r} is not YYYY-MM-DDTHH:MM:SS") from None
+
+
+def no_val_32(value: int | None) -> int | None:
+    """uint32 NO_VAL/INFINITE -> missing."""
+    return None if value in _SENTINELS_32 else value
+
+
+def no_val_16(value: int | None) -> int | None:
+    """uint16 NO_VAL16/INFINITE16 -> missing."""
+    return None if value in _SENTINELS_16 else value
+
+
+# The fast path maps these values to None inline instead of calling the rule.
+_SENTINEL_RULES: Final = {no_val_32: _SENTINELS_32, no_val_16: _SENTINELS_16}
+
+
+def blank_to_none(value: Any) -> Any:
+    """Empty TRES strings carry no information: treat them as missing."""
+    if isinstance(value, str) and not value.strip():
+        return None
+    return value
+
+
+def decimal_string_to_int(value: Any) -> Any:
+    """The patch sends ``job_db_inx`` as a decimal string: a 24.11+ SLUID can exceed int64."""
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return value
+
+
+SlurmTime = Annotated[datetime | None, BeforeValidator(parse_slurm_time)]
+# uint32/uint16 in Slurm: out-of-range values are corrupt records, not big jobs.
+UInt32 = Annotated[int | None, Field(ge=0, le=INFINITE), AfterValidator(no_val_32)]
+UInt16 = Annotated[int | None, Field(ge=0, le=INFINITE16), AfterValidator(no_val_16)]
+UInt64 = Annotated[int | None, Field(ge=0, le=INFINITE64)]
+TresText = Annotated[str | None, BeforeValidator(blank_to_none)]
+DbIndex = Annotated[int | None, BeforeValidator(decimal_string_to_int), Field(ge=0, le=INFINITE64)]
+
+
+class RawJobcompRecord(BaseModel):
+    """One record from ``jobcomp_common_job_record_to_data()`` (plus CSCS and jobcarbon fields)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
+
+    jobid: int = Field(ge=1, lt=NO_VAL)
+    sluid: str | None = None
+    original_sluid: str | None = None
+    container: str | None = None
+    username: str | None = None
+    user_id: UInt32 = None
+    groupname: str | None = None
+    group_id: UInt32 = None
+    start: SlurmTime = Field(None, alias="@start")
+    end: SlurmTime = Field(None, alias="@end")
+    elapsed: UInt32 = None
+    partition: str | None = None
+    alloc_node: str | None = None
+    nodes: str | None = None
+    total_cpus: UInt32 = None
+    total_nodes: UInt32 = None
+    derived_ec: str | None = None
+    exit_code: str | None = None
+    state: str | None = None
+    failed_node: str | None = None
+    cpu_hours: float | None = None
+    array_job_id: UInt32 = None
+    array_task_id: UInt32 = None
+    pack_job_id: UInt32 = None
+    pack_job_offset: UInt32 = None
+    het_job_id: UInt32 = None
+    het_job_offset: UInt32 = None
+    priority: UInt32 = None
+    submit: SlurmTime = Field(None, alias="@submit")
+    eligible: SlurmTime = Field(None, alias="@eligible")
+    queue_wait: int | None = Field(None, alias="@queue_wait")
+    work_dir: str | None = None
+    std_err: str | None = None
+    std_in: str | None = None
+    std_out: str | None = None
+    cluster: str | None = None
+    qos: str | None = None
+    ntasks: UInt32 = None
+    ntasks_per_node: UInt16 = None
+    ntasks_per_tres: UInt16 = None
+    cpus_per_task: UInt16 = None
+    orig_dependency: str | None = None
+    excluded_nodes: str | None = None
+    features: str | None = None
+    time_limit: UInt32 = None
+    job_name: str | None = None
+    reservation_name: str | None = None
+    wc_key: str | None = None
+    tres_req_raw: TresText = None
+    tres_req: TresText = None
+    tres_alloc_raw: TresText = None
+    tres_alloc: TresText = None
+    # CSCS branch slurm-23-11-0-0rc1-cscs spellings (upstream: tres_alloc_raw / tres_alloc).
+    tres_alloc_str: TresText = None
+    tres_fmt_alloc_str: TresText = None
+    account: str | None = None
+    admin_comment: str | None = None
+    comment: str | None = None
+    script: str | None = None
+    parent_accounts: str | None = None
+    # Fields added by the jobcarbon patch series (slurm_patch/); absent upstream.
+    energy_j: UInt64 = None
+    energy_complete: bool | None = None
+    job_db_inx: DbIndex = None
+    submit_epoch: UInt32 = None
+    event: str | None = None
+    exclusive: bool | None = None
+
+    @property
+    def extra_fields(self) -> dict[str, Any]:
+        """Keys Slurm sent that this model does not know, kept as they came."""
+        return dict(self.__pydantic_extra__ or {})
+
+    def field_values(self) -> dict[str, Any]:
+        """Every field by model name, absent ones as None (what ``fast_fields`` returns)."""
+        return {name: getattr(self, name) for name in type(self).model_fields}
+
+
+# ---------------------------------------------------------------------------------------
+# The fast path: a msgspec struct generated from the model's declarations (types, aliases,
+# ranges), then the model's own before/after rules. Whatever it does not settle, the model
+# decides, so the model stays the single authority.
+
+_WIRE_NAMES: Final = {
+    name: (info.alias or name) for name, info in RawJobcompRecord.model_fields.items()
+}
+KNOWN_KEYS: Final = frozenset(_WIRE_NAMES.values())
+
+
+def _struct_type(name: str, info: FieldInfo) -> Any:
+    annotation = str(info.annotation)
+    if "datetime" in annotation:
+        return str | None  # parse_slurm_time below reads it
+    base: type = (
+        bool
+        if "bool" in annotation
+        else int
+        if "int" in annotation
+        else float
+        if "float" in annotation
+        else str
+    )
+    bounds: dict[str, int] = {}
+    for item in info.metadata:
+        for attr in ("ge", "le", "lt"):
+            if getattr(item, attr, None) is not None:
+                bounds[attr] = getattr(item, attr)
+    if base is int and not bounds:
+        bounds = {"ge": -(2**63), "le": 2**63 - 1}  # a plain int: what Avro's long holds
+    # msgspec bounds must fit int64; larger ones (uint64 fields) are msgspec's own limit,
+    # 2**64 - 1, which equals the model's.
+    bounds = {k: v for k, v in bounds.items() if -(2**63) <= v < 2**63}
+    struct_type: Any = base
+    if any(
+        m.func is decimal_string_to_int for m in info.metadata if isinstance(m, BeforeValidator)
+    ):
+        struct_type = int | str  # the rule below turns the decimal string into an int
+    elif bounds:
+        struct_type = Annotated[base, msgspec.Meta(**bounds)]  # type: ignore[call-overload]
+    return struct_type | None
+
+
+def _rules(info: FieldInfo) -> list[Callable[[Any], Any]]:
+    rules: list[Callable[[Any], Any]] = []
+    for item in info.metadata:
+        if isinstance(item, BeforeValidator | AfterValidator):
+            rules.append(item.func)  # type: ignore[arg-type]
+    return rules
+
+
+_FastStruct: Final = msgspec.defstruct(
+    "_FastStruct",
+    [
+        (name, _struct_type(name, info), None)
+        for name, info in RawJobcompRecord.model_fields.items()
+        if name != "jobid"
+    ]
+    + [("jobid", Annotated[int, msgspec.Meta(ge=1, lt=NO_VAL)], msgspec.NODEFAULT)],
+    rename=_WIRE_NAMES,
+    kw_only=True,
+    forbid_unknown_fields=True,
+)
+_FAST_DECODER: Final = msgspec.json.Decoder(_FastStruct)
+
+
+def _rule_groups() -> list[tuple[Callable[[Any], Any], tuple[str, ...]]]:
+    # Fields grouped by their chain of rules, so each chain runs over its fields in one loop.
+    groups: dict[tuple[Callable[[Any], Any], ...], list[str]] = {}
+    for name, info in RawJobcompRecord.model_fields.items():
+        rules = tuple(_rules(info))
+        if rules:
+            groups.setdefault(rules, []).append(name)
+    out = []
+    for chain, names in groups.items():
+        if len(chain) == 1:
+            out.append((chain[0], tuple(names)))
+        else:
+            out.append((_compose(chain), tuple(names)))
+    return out
+
+
+def _compose(chain: tuple[Callable[[Any], Any], ...]) -> Callable[[Any], Any]:
+    def composed(value: Any) -> Any:
+        for rule in chain:
+            value = rule(value)
+        return value
+
+    return composed
+
+
+_RULE_GROUPS: Final = [
+    (rule, names) for rule, names in _rule_groups() if rule not in _SENTINEL_RULES
+]
+_SENTINEL_GROUPS: Final = [
+    (_SENTINEL_RULES[rule], names) for rule, names in _rule_groups() if rule in _SENTINEL_RULES
+]
+
+
+def _apply_rules(fields: dict[str, Any]) -> dict[str, Any] | None:
+    for sentinels, names in _SENTINEL_GROUPS:
+        for name in names:
+            if fields[name] in sentinels:
+                fields[name] = None
+    try:
+        for rule, names in _RULE_GROUPS:
+            for name in names:
+                value = fields[name]
+                if value is not None:
+                    fields[name] = rule(value)
+    except ValueError:
+        return None
+    return fields
+
+
+def fast_fields(body: bytes) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The record's fields by model name (absent = None) and its unknown keys, applying the
+    model's rules; ``None`` when only the model can decide (errors, lax coercions)."""
+    try:
+        struct = _FAST_DECODER.decode(body)
+        extra: dict[str, Any] = {}
+    except msgspec.ValidationError as exc:
+        if "unknown field" not in str(exc):
+            return None
+        # Unknown keys (a newer Slurm, a site patch): split them off and keep them.
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return None
+        if type(doc) is not dict:
+            return None
+        extra = {k: v for k, v in doc.items() if k not in KNOWN_KEYS}
+        known = {k: v for k, v in doc.items() if k in KNOWN_KEYS}
+        try:
+            struct = msgspec.convert(known, _FastStruct)
+        except msgspec.ValidationError:
+            return None
+    except msgspec.DecodeError:
+        return None
+    fields = _apply_rules(msgspec.structs.asdict(struct))
+    return (fields, extra) if fields is not None else None
