@@ -11,10 +11,14 @@ apt_ensure() {
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     echo "installing Debian packages: ${missing[*]}"
-    if [ ! -f /tmp/.jobcarbon-apt-updated ]; then
-        $sudo apt-get update -qq >/dev/null
-        touch /tmp/.jobcarbon-apt-updated
-    fi
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
-        "${missing[@]}" >/dev/null
+    # One apt at a time (parallel test runs share the machine's dpkg lock).
+    (
+        flock 9
+        if [ ! -f /tmp/.jobcarbon-apt-updated ]; then
+            $sudo apt-get update -qq >/dev/null
+            touch /tmp/.jobcarbon-apt-updated
+        fi
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+            -o Dpkg::Options::=--force-confold "${missing[@]}" >/dev/null
+    ) 9>/tmp/.jobcarbon-apt.lock
 }
