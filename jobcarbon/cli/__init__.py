@@ -15,6 +15,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("jobcarbon.cli.demo", "demo", "Run the pipeline on the embedded default."),
     "db": ("jobcarbon.cli.db", "db", "Create and migrate the warehouse schema."),
     "load": ("jobcarbon.cli.load", "load", "Load normalized records into the warehouse."),
+    "jobs": ("jobcarbon.cli.jobs", "jobs", "List finished jobs with energy and CO2e."),
+    "usage": ("jobcarbon.cli.usage", "usage", "Footprint totals per user or account."),
 }
 
 
