@@ -116,7 +116,9 @@ UInt32 = Annotated[int | None, Field(ge=0, le=INFINITE), AfterValidator(no_val_3
 UInt16 = Annotated[int | None, Field(ge=0, le=INFINITE16), AfterValidator(no_val_16)]
 UInt64 = Annotated[int | None, Field(ge=0, le=INFINITE64)]
 TresText = Annotated[str | None, BeforeValidator(blank_to_none)]
-DbIndex = Annotated[int | None, BeforeValidator(decimal_string_to_int), Field(ge=0, le=INFINITE64)]
+# The constraint comes before the rule: listed after it, pydantic applies it to the union
+# itself and raises TypeError on None instead of a validation error.
+DbIndex = Annotated[int | None, Field(ge=0, le=INFINITE64), BeforeValidator(decimal_string_to_int)]
 
 
 class RawJobcompRecord(BaseModel):

@@ -57,6 +57,7 @@ def _check_one_result(value: bytes) -> None:
     assert isinstance(result, JobRecord | Rejection)
     if isinstance(result, Rejection):
         assert result.reason in Reason.ALL
+        assert result.reason != Reason.INTERNAL_ERROR, result.detail
         assert result.raw == value
         assert result.detail
         result.to_json_line()
