@@ -28,6 +28,7 @@ from consumers.enrich.model import (
 )
 
 INTENSITY_REQUIRED = ("start_at", "end_at", "zone", "intensity_g_per_kwh")
+MISSING = {"", "null", "NULL", "None", "NA", "ND", "NaN", "nan"}
 TRUE = {"true", "1", "yes"}
 FALSE = {"false", "0", "no", ""}
 
@@ -46,7 +47,7 @@ def parse_intensity(text: str, fetched_at: datetime | None = None, provider: str
         if end <= start:
             raise SeriesError(f"{where}: end_at {row['end_at']!r} is not after start_at")
         raw = row["intensity_g_per_kwh"].strip()
-        value = intensity_value(raw or None, f"{where} intensity_g_per_kwh")
+        value = intensity_value(None if raw in MISSING else raw, f"{where} intensity_g_per_kwh")
         if isinstance(value, Rejected):
             rejected.append(value)
             continue

@@ -17,8 +17,7 @@ from consumers.enrich.clients import (
 from consumers.enrich.http import Fetcher, ProviderAuthError, ProviderError
 from consumers.enrich.model import SeriesError
 from jobcarbon.settings import ProviderSettings
-
-from .conftest import Reply, ScriptedServer
+from tests.services.http_script import Reply, ScriptedServer
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 TOKEN = "s3cret-token"
