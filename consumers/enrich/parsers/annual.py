@@ -149,3 +149,25 @@ def static_factors(values: Mapping[str, float], source: str = "settings") -> lis
 def as_mapping(factors: list[AnnualFactor]) -> dict[tuple[str, int | None], AnnualFactor]:
     """``(zone, year)`` -> factor, for lookups."""
     return {(f.zone, f.year): f for f in factors}
+
+
+def parse_pue_defaults(text: str) -> dict[str, tuple[float, str]]:
+    """Green Algorithms ``defaults_PUE.csv`` (comment line, then ``provider,PUE,source``):
+    provider -> (PUE, source)."""
+    lines = text.lstrip("\ufeff").splitlines()
+    if len(lines) < 2 or not lines[1].startswith("provider,PUE"):
+        raise SeriesError("green-algorithms PUE: second line must be 'provider,PUE,source'")
+    out = {}
+    for lineno, row in enumerate(csv.reader(lines[2:]), start=3):
+        if not row:
+            continue
+        if len(row) < 2:
+            raise SeriesError(f"green-algorithms PUE: line {lineno} is truncated")
+        try:
+            pue = float(row[1])
+        except ValueError:
+            raise SeriesError(f"green-algorithms PUE: line {lineno} PUE {row[1]!r}") from None
+        if not 1.0 <= pue <= 10.0:
+            raise SeriesError(f"green-algorithms PUE: line {lineno} PUE {pue} out of [1, 10]")
+        out[row[0]] = (pue, ",".join(row[2:]).strip())
+    return out
