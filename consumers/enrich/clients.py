@@ -29,6 +29,8 @@ BASE_URLS: Final = {
 PROVIDERS: Final = tuple(BASE_URLS)
 #: Electricity Maps past-range: "limited to 10 days (240 hours) for an hourly granularity".
 EM_CHUNK: Final = timedelta(days=10)
+#: Electricity Maps /history: the last 24 hours.
+HISTORY_SPAN: Final = timedelta(hours=24)
 #: UK CI: the maximum range is not documented in what we could read; 14 days is safe.
 UK_CHUNK: Final = timedelta(days=14)
 RTE_CHUNK: Final = timedelta(days=1)  # 96 quarter-hours, within one 100-record page
@@ -92,6 +94,17 @@ class ElectricityMapsClient:
     def forecast(self, zone: str) -> Parsed:
         """The provider's forecast (estimated points)."""
         return self._get("forecast", zone=zone)
+
+    def series(self, zone: str, start: datetime, end: datetime) -> Parsed:
+        """``[start, end)``: from ``/history`` (free tier) when the window lies in the last
+        24 hours, else from ``/past-range`` (commercial)."""
+        if start >= self.now() - HISTORY_SPAN:
+            history = self.history(zone)
+            return Parsed(
+                tuple(p for p in history.points if p.end_at > start and p.start_at < end),
+                history.rejected,
+            )
+        return self.past_range(zone, start, end)
 
     def past_range(self, zone: str, start: datetime, end: datetime) -> Parsed:
         """``[start, end)`` in chunks of 10 days (commercial endpoint)."""
@@ -257,7 +270,7 @@ def fetch_series(
         raise ValueError(f"--to {end.isoformat()} must be after --from {start.isoformat()}")
     fetch = fetcher or fetcher_for(provider, config)
     if provider == "electricitymaps":
-        return ElectricityMapsClient(config, fetch, now).past_range(zone, start, end)
+        return ElectricityMapsClient(config, fetch, now).series(zone, start, end)
     if provider == "uk-carbon-intensity":
         return UkCarbonIntensityClient(config, fetch, now).series(zone, start, end)
     if provider == "rte":

@@ -35,10 +35,11 @@ def enrich(
     now: datetime,
     profile: EnergyProfile = UNIFORM,
 ) -> JobFact:
-    """The fact with its footprint. A job that never started (no start time) has none."""
+    """The fact with its footprint. A job that never started (no start time) and a
+    job-start event (not a finished job) have none."""
     record = fact.record
     start, end = record.start_time, record.end_time
-    if start is None:
+    if start is None or record.event == "start":
         return fact
     if end is None:
         raise EnrichError(f"end_time is missing for a job that started at {start.isoformat()}")

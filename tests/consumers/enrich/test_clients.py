@@ -234,3 +234,18 @@ def test_fetch_series_dispatch(http_server: ScriptedServer, carbon_data: Path) -
     assert len(parsed.points) == 2
     with pytest.raises(ValueError, match="unknown provider"):
         fetch_series("nope", "GB", NOW, NOW.replace(hour=1), ProviderSettings(), now)
+
+
+def test_recent_window_uses_history_endpoint(
+    http_server: ScriptedServer, shared_data: Path
+) -> None:
+    body = (
+        shared_data / "electricitymaps/aioelectricitymaps_carbon_intensity_history_DE.json"
+    ).read_bytes()
+    http_server.route("/v3/carbon-intensity/history", Reply(200, body))
+    config = ProviderSettings(base_url=http_server.url + "/v3", token=TOKEN)  # type: ignore[arg-type]
+    at = datetime(2024, 3, 6, 19, 30, tzinfo=UTC)
+    client = ElectricityMapsClient(config, fetcher("electricitymaps", []), lambda: at)
+    got = client.series("DE", datetime(2024, 3, 6, 17, tzinfo=UTC), at).strict()
+    assert [p.start_at.hour for p in got] == [17, 18, 19]
+    assert http_server.hits("/v3/carbon-intensity/past-range") == []

@@ -190,6 +190,13 @@ def test_jobs_without_a_run() -> None:
         energy_origin="none",
     )
     assert enrich(pending, lk, lk, Settings(), NOW).footprint is None
+    started = fact(None)
+    started = started.__class__(
+        record=started.record.replace(event="start", end_time=None),
+        energy_it_j=None,
+        energy_origin="none",
+    )
+    assert enrich(started, lk, lk, Settings(), NOW).footprint is None
     bad = fact(1)
     bad = bad.__class__(
         record=bad.record.replace(end_time=START - timedelta(seconds=1)),
