@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import Connection, Engine, Table, and_, select
+from sqlalchemy import Connection, Engine, select
 
 from consumers.enrich.lookup import InMemoryLookup
 from consumers.enrich.model import AnnualFactor
@@ -28,13 +28,12 @@ from consumers.enrich.stage import enrich
 from jobcarbon.settings import Settings
 from schemas.fact import JobFact
 from schemas.job import EnergyStatus, JobRecord
+from warehouse.models import table_of
 from warehouse.models.dims import DimCluster
 from warehouse.models.facts import FactJob, FactJobCo2e
-from warehouse.models.rollups import COUNT_MEASURES, MEASURES
 from warehouse.series_store import read_intensity, read_pue
 from warehouse.sink.delta import (
     ROLLUP_INPUT_COLUMNS,
-    ROLLUP_TABLES,
     RollupDelta,
     RollupInput,
     add_contribution,
@@ -42,10 +41,11 @@ from warehouse.sink.delta import (
     nonzero,
 )
 from warehouse.sink.prepare import prepare
+from warehouse.sink.rollups import apply_rollups
 
-FACT: Table = FactJob.__table__  # type: ignore[assignment]
-CO2E: Table = FactJobCo2e.__table__  # type: ignore[assignment]
-CLUSTER: Table = DimCluster.__table__  # type: ignore[assignment]
+FACT: Final = table_of(FactJob)
+CO2E: Final = table_of(FactJobCo2e)
+CLUSTER: Final = table_of(DimCluster)
 
 #: ``fact_job`` columns the footprint fills (``warehouse.sink.prepare`` maps them).
 FOOTPRINT_COLUMNS: Final = (
@@ -57,11 +57,6 @@ CO2E_COLUMNS: Final = (
     "provider", "zone", "signal", "basis", "factor_g_per_kwh_it", "intensity_g_per_kwh",
     "coverage", "fallback", "estimated_share", "co2e_g",
 )  # fmt: skip
-ROLLUP_KEYS: Final = {
-    "rollup_user_day": ("user_id", "day"),
-    "rollup_account_day": ("account_id", "day"),
-    "rollup_account_month": ("account_id", "month"),
-}
 
 
 @dataclass(frozen=True)
@@ -277,24 +272,3 @@ def apply_plan(conn: Connection, plan: RecomputePlan, now: datetime) -> None:
         if co2e:
             conn.execute(CO2E.insert(), [{"fact_id": fact_id, **row} for row in co2e])
     apply_rollups(conn, plan.rollups)
-
-
-def apply_rollups(conn: Connection, delta: RollupDelta) -> None:
-    """Add a roll-up delta to the roll-up tables (rows created when missing)."""
-    tables = {t.name: t for t in FACT.metadata.sorted_tables if t.name in ROLLUP_TABLES}
-    n_counts = len(COUNT_MEASURES)
-    for name, rows in delta.items():
-        table = tables[name]
-        dim_col, period_col = ROLLUP_KEYS[name]
-        for (dim_id, period), values in rows.items():
-            # Counts are integers in the tables; deltas of counts are whole numbers.
-            typed = [round(v) if i < n_counts else v for i, v in enumerate(values)]
-            where = and_(table.c[dim_col] == dim_id, table.c[period_col] == period)
-            increments = {m: table.c[m] + v for m, v in zip(MEASURES, typed, strict=True)}
-            if conn.execute(table.update().where(where).values(**increments)).rowcount == 0:
-                conn.execute(
-                    table.insert().values(
-                        **{dim_col: dim_id, period_col: period},
-                        **dict(zip(MEASURES, typed, strict=True)),
-                    )
-                )

@@ -1,10 +1,5 @@
 """A revision followed by recompute changes exactly the affected facts and roll-ups
-(SQLite and real PostgreSQL).
-
-The warehouse sink's writer is not on this branch yet, so ``land`` below stores facts with
-the sink's own pure parts (``prepare`` for the row, ``delta.plan`` for the roll-ups) and
-plain inserts; the integrator can swap it for the sink once it lands.
-"""
+(SQLite and real PostgreSQL); facts land through the warehouse sink (``write_facts``)."""
 
 from __future__ import annotations
 
@@ -21,10 +16,9 @@ from jobcarbon.settings import Settings
 from schemas.fact import JobFact, fact_from_record
 from schemas.job import EnergyStatus, JobRecord
 from warehouse.models import Base
-from warehouse.recompute import CO2E, FACT, apply_rollups, recompute
+from warehouse.recompute import CO2E, FACT, recompute
 from warehouse.series_store import write_intensity
-from warehouse.sink.delta import plan
-from warehouse.sink.prepare import prepare
+from warehouse.sink.writer import write_facts
 
 T0 = datetime(2024, 3, 5, 20, tzinfo=UTC)
 FETCH1 = datetime(2024, 3, 6, tzinfo=UTC)
@@ -77,46 +71,9 @@ def table(name: str) -> Table:
     return Base.metadata.tables[name]
 
 
-def dim_id(conn: Connection, name: str, values: dict[str, Any]) -> int:
-    t = table(name)
-    where = [t.c[k] == v for k, v in values.items()]
-    found = conn.execute(select(t.c.id).where(*where)).scalar()
-    if found is not None:
-        return int(found)
-    return int(conn.execute(t.insert().values(**values)).inserted_primary_key[0])
-
-
-def land(conn: Connection, facts: list[JobFact], now: datetime) -> None:
-    prepared = [prepare(f) for f in facts]
-    ids = {}
-    for p in prepared:
-        cluster_id = dim_id(conn, "dim_cluster", {"name": p.dims.cluster})
-        user_id = dim_id(conn, "dim_user", {"name": p.dims.user})
-        account_id = dim_id(conn, "dim_account", {"name": p.dims.account})
-        partition_id = dim_id(
-            conn, "dim_partition", {"cluster_id": cluster_id, "name": p.dims.partition}
-        )
-        qos_id = dim_id(conn, "dim_qos", {"name": p.dims.qos})
-        ids[p.key] = (user_id, account_id, cluster_id, partition_id, qos_id)
-    batch = plan(prepared, {k: v[:2] for k, v in ids.items()}, {})
-    for p, _ in batch.inserts:
-        user_id, account_id, cluster_id, partition_id, qos_id = ids[p.key]
-        fact_id = conn.execute(
-            FACT.insert().values(
-                **p.columns,
-                cluster_id=cluster_id,
-                user_id=user_id,
-                account_id=account_id,
-                partition_id=partition_id,
-                qos_id=qos_id,
-                content_hash=p.content_hash,
-                inserted_at=now,
-                updated_at=now,
-            )
-        ).inserted_primary_key[0]
-        if p.co2e:
-            conn.execute(CO2E.insert(), [{"fact_id": fact_id, **row} for row in p.co2e])
-    apply_rollups(conn, batch.rollups)
+def land(engine: Engine, facts: list[JobFact], now: datetime) -> None:
+    result = write_facts(engine, facts, now=now)
+    assert result.inserted == len(facts), result.summary()
 
 
 def co2e_by_job(conn: Connection) -> dict[int, tuple[float, datetime]]:
@@ -155,7 +112,7 @@ def test_revision_then_recompute_changes_exactly_the_affected(engine: Engine) ->
     enriched = [enrich(f, lookup, lookup, SETTINGS, FETCH1) for f in facts]
     with engine.begin() as conn:
         write_intensity(conn, v1, FETCH1)
-        land(conn, enriched, FETCH1)
+    land(engine, enriched, FETCH1)
     with engine.connect() as conn:
         before = co2e_by_job(conn)
         user_day = rollup(conn, "rollup_user_day", "dim_user", "", "day")
@@ -194,12 +151,28 @@ def test_revision_then_recompute_changes_exactly_the_affected(engine: Engine) ->
     again = recompute(engine, SETTINGS, T0 - timedelta(hours=20), T0 + timedelta(hours=4), FETCH2)
     assert again.changed_ids == () and again.rollup_rows == 0
 
+    # A replay of the original fact is "unchanged" for the sink: it does not undo the
+    # recomputation. A fact enriched afresh (as the stream would now) lands with the same
+    # numbers, so the roll-ups do not move either.
+    assert write_facts(engine, [enriched[0]], now=FETCH2).unchanged == 1
+    fresh = InMemoryLookup()
+    fresh.add([*v1, hour("DE", 1, 500, FETCH2)])
+    assert write_facts(
+        engine, [enrich(facts[0], fresh, fresh, SETTINGS, FETCH2)], now=FETCH2
+    ).landed
+    with engine.connect() as conn:
+        assert co2e_by_job(conn)[1][0] == pytest.approx(660)
+        assert rollup(conn, "rollup_user_day", "dim_user", "", "day")[("alice", day)] == (
+            pytest.approx(660),
+            1,
+        )
+
 
 def test_recompute_outside_the_window_touches_nothing(engine: Engine) -> None:
     lookup = InMemoryLookup()
     fact = enrich(job(1, "alps", "alice", "phys", 0, 1), lookup, lookup, SETTINGS, FETCH1)
+    land(engine, [fact], FETCH1)
     with engine.begin() as conn:
-        land(conn, [fact], FETCH1)
         write_intensity(conn, [hour("DE", 0, 100, FETCH2)], FETCH2)
     later = recompute(engine, SETTINGS, T0 + timedelta(days=1), T0 + timedelta(days=2), FETCH2)
     assert later.examined == 0
@@ -221,12 +194,11 @@ def test_cli_recompute(tmp_path: Any) -> None:
     eng = make_engine(url)
     migrate.upgrade(eng)
     lookup = InMemoryLookup()
-    with eng.begin() as conn:
-        land(
-            conn,
-            [enrich(job(1, "other", "u", "a", 0, 1), lookup, lookup, Settings(), FETCH1)],
-            FETCH1,
-        )
+    land(
+        eng,
+        [enrich(job(1, "other", "u", "a", 0, 1), lookup, lookup, Settings(), FETCH1)],
+        FETCH1,
+    )
     eng.dispose()
     owid = tmp_path / "owid.csv"
     owid.write_text(
