@@ -7,8 +7,9 @@ stores. Rejected values (null, ``ND``, out of range) are listed on stderr and, w
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -30,8 +31,18 @@ IMPORT_FORMATS = (
 )
 
 
-def parse_time(value: str, option: str) -> datetime:
-    """``--from/--to``: ISO 8601 with a zone, or a bare date (UTC midnight)."""
+RELATIVE = re.compile(r"^now(?:\s*-\s*(\d+)\s*([smhd]))?$")
+UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_time(value: str, option: str, now: datetime | None = None) -> datetime:
+    """``--from/--to``: ISO 8601 with a zone, a bare date (UTC midnight), ``now`` or
+    ``now-<n><s|m|h|d>`` (for timers: ``--from now-48h --to now``)."""
+    relative = RELATIVE.match(value.strip().lower())
+    if relative:
+        base = now or datetime.now(UTC)
+        amount, unit = relative.groups()
+        return base - timedelta(seconds=int(amount) * UNIT_S[unit]) if amount else base
     text = value.strip().replace("z", "Z")
     if text.endswith("Z"):
         text = text[:-1] + "+00:00"
@@ -81,7 +92,8 @@ def fetch(
     if provider not in PROVIDERS:
         raise click.BadParameter(f"one of {', '.join(PROVIDERS)}", param_hint="--provider")
     settings = settings_from(ctx)
-    t0, t1 = parse_time(start, "--from"), parse_time(end, "--to")
+    now = datetime.now(UTC)
+    t0, t1 = parse_time(start, "--from", now), parse_time(end, "--to", now)
     if t1 <= t0:
         raise click.BadParameter("must be after --from", param_hint="--to")
     try:

@@ -178,3 +178,19 @@ def test_fetch_reports_provider_errors(
         ],
     )
     assert naive.exit_code == 2 and "no time zone" in naive.output
+
+
+def test_parse_time_forms() -> None:
+    import click
+
+    from jobcarbon.cli.intensity import parse_time
+
+    now = datetime(2025, 1, 2, 12, tzinfo=UTC)
+    assert parse_time("now", "--to", now) == now
+    assert parse_time("now-48h", "--from", now) == datetime(2024, 12, 31, 12, tzinfo=UTC)
+    assert parse_time("NOW - 30m", "--from", now) == datetime(2025, 1, 2, 11, 30, tzinfo=UTC)
+    assert parse_time("2025-01-01", "--from") == datetime(2025, 1, 1, tzinfo=UTC)
+    assert parse_time("2025-01-01T02:00+02:00", "--from") == datetime(2025, 1, 1, tzinfo=UTC)
+    for bad in ("yesterday", "now+1h", "2025-01-01T00:00", "'; DROP TABLE x;--"):
+        with pytest.raises(click.BadParameter):
+            parse_time(bad, "--from", now)
