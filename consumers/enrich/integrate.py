@@ -24,7 +24,6 @@ Gaps in a measured PUE series take the site's static PUE.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Final, NamedTuple
@@ -168,25 +167,34 @@ def _gap(
 
 
 def combine(power: list[Piece], intensity: list[Piece], pue: list[Piece]) -> Integration:
-    """Energy-weighted sums over the common refinement of the three piecewise functions."""
-    cuts = sorted({x for pieces in (power, intensity, pue) for p in pieces for x in p[:2]})
-    total = weighted = weighted_i = weighted_pue = 0.0
+    """Energy-weighted sums over the common refinement of three piecewise functions, each
+    covering ``[0, duration)`` without gaps (a sweep over their boundaries)."""
+    total = weighted = weighted_i = weighted_pue = pue_measured = 0.0
     shares: dict[str, float] = {}
-    pue_measured = 0.0
-    iters = [0, 0, 0]
-    for lo, hi in itertools.pairwise(cuts):
-        mid = (lo + hi) / 2
-        p, i, q = (_at(pieces, mid, iters, k) for k, pieces in enumerate((power, intensity, pue)))
-        if p is None or i is None or q is None:
-            continue
-        energy = p.value * (hi - lo)
-        total += energy
-        weighted += energy * q.value * i.value
-        weighted_i += energy * i.value
-        weighted_pue += energy * q.value
-        shares[i.kind] = shares.get(i.kind, 0.0) + energy
-        if q.kind == REAL:
-            pue_measured += energy
+    ip = ii = iq = 0
+    t = 0.0
+    end = min(power[-1].end_s, intensity[-1].end_s, pue[-1].end_s)
+    while t < end:
+        p_end, p_value = power[ip][1], power[ip][2]
+        i_end, i_value, i_kind = intensity[ii][1], intensity[ii][2], intensity[ii][3]
+        q_end, q_value, q_kind = pue[iq][1], pue[iq][2], pue[iq][3]
+        hi = min(p_end, i_end, q_end)
+        energy = p_value * (hi - t)
+        if energy:
+            total += energy
+            weighted += energy * q_value * i_value
+            weighted_i += energy * i_value
+            weighted_pue += energy * q_value
+            shares[i_kind] = shares.get(i_kind, 0.0) + energy
+            if q_kind == REAL:
+                pue_measured += energy
+        t = hi
+        if p_end <= t:
+            ip += 1
+        if i_end <= t:
+            ii += 1
+        if q_end <= t:
+            iq += 1
     if total <= 0:
         raise ValueError("the energy profile has no energy over the run")
     share = {kind: energy / total for kind, energy in shares.items()}
@@ -201,17 +209,6 @@ def combine(power: list[Piece], intensity: list[Piece], pue: list[Piece]) -> Int
         pue_factor=weighted_pue / total,
         pue_coverage=pue_measured / total,
     )
-
-
-def _at(pieces: list[Piece], t: float, iters: list[int], k: int) -> Piece | None:
-    # Pieces are sorted and t only grows: a moving cursor per function keeps this linear.
-    j = iters[k]
-    while j < len(pieces) and pieces[j].end_s <= t:
-        j += 1
-    iters[k] = j
-    if j < len(pieces) and pieces[j].start_s <= t:
-        return pieces[j]
-    return None
 
 
 def _rel(at: datetime, origin: datetime) -> float:
