@@ -249,3 +249,12 @@ def test_recent_window_uses_history_endpoint(
     got = client.series("DE", datetime(2024, 3, 6, 17, tzinfo=UTC), at).strict()
     assert [p.start_at.hour for p in got] == [17, 18, 19]
     assert http_server.hits("/v3/carbon-intensity/past-range") == []
+
+
+def test_token_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from jobcarbon.settings import Settings
+
+    monkeypatch.setenv("JOBCARBON_CARBON__PROVIDERS__electricitymaps__TOKEN", TOKEN)
+    config = Settings().carbon.provider("electricitymaps")
+    assert config.token is not None and config.token.get_secret_value() == TOKEN
+    assert TOKEN not in repr(config)
