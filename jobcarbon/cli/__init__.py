@@ -17,6 +17,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "load": ("jobcarbon.cli.load", "load", "Load normalized records into the warehouse."),
     "jobs": ("jobcarbon.cli.jobs", "jobs", "List finished jobs with energy and CO2e."),
     "usage": ("jobcarbon.cli.usage", "usage", "Footprint totals per user or account."),
+    "intensity": ("jobcarbon.cli.intensity", "intensity", "Fetch/import carbon-intensity series."),
+    "recompute": ("jobcarbon.cli.recompute", "recompute", "Recompute footprints after revisions."),
 }
 
 
