@@ -15,8 +15,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import shutil
+import signal
+import sys
 import tempfile
 import time
+import timeit
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,19 +69,23 @@ def replicas(
         yield out
 
 
-def load(engine: Engine, chunks: Iterator[list[JobFact]], use_copy: bool) -> tuple[int, float]:
-    """Facts landed and seconds spent inside the sink."""
+def load(
+    engine: Engine, chunks: Iterator[list[JobFact]], use_copy: bool
+) -> tuple[int, float, float]:
+    """Facts landed, wall seconds and this process's CPU seconds spent inside the sink."""
     total = SinkResult()
-    spent = 0.0
+    wall = cpu = 0.0
     for facts in chunks:
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         if use_copy:
             total += copy_facts(engine, facts, chunk_size=len(facts))
         else:
             total += write_facts(engine, facts, batch_size=500)
-        spent += time.perf_counter() - start
+        wall += time.perf_counter() - start
+        cpu += time.process_time() - start_cpu
+        print(f"  ... {total.inserted:,} jobs, {wall:.0f} s", file=sys.stderr, flush=True)
     assert not total.rejected, total.rejected[:3]
-    return total.inserted, spent
+    return total.inserted, wall, cpu
 
 
 def best_of(engine: Engine, query: object, rounds: int) -> tuple[float, list[tuple]]:  # type: ignore[type-arg]
@@ -109,7 +116,13 @@ def databases(db_url: str | None) -> Iterator[tuple[str, str]]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def calibration_ns() -> float:
+    """Nanoseconds per trivial dict update here and now (how loaded the machine is)."""
+    return min(timeit.repeat("d['a'] += 1", "d = {'a': 0}", number=200_000, repeat=5)) / 2e5 * 1e9
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanup on kill
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=1_000_000, help="jobs through COPY")
     parser.add_argument("--upsert-jobs", type=int, default=100_000, help="jobs through upsert")
@@ -119,6 +132,7 @@ def main() -> None:
     parser.add_argument("--db", help="PostgreSQL URL of an empty database (default: start one)")
     args = parser.parse_args()
 
+    print(f"calibration: {calibration_ns():.0f} ns per Python dict update (machine load)")
     t0 = time.perf_counter()
     base = synthdata.facts(min(args.base, args.jobs), seed=2024)
     print(f"workload: {len(base):,} synthetic jobs in {time.perf_counter() - t0:.0f} s, "
@@ -127,10 +141,11 @@ def main() -> None:
     with databases(args.db) as (copy_url, upsert_url):
         copy_engine = make_engine(copy_url)
         migrate.upgrade(copy_engine)
-        n, spent = load(copy_engine, replicas(base, args.jobs, args.chunk), use_copy=True)
+        n, spent, cpu = load(copy_engine, replicas(base, args.jobs, args.chunk), use_copy=True)
         copy_rate = n / spent
         print(f"COPY path   : {n:>9,} jobs in {spent:7.1f} s = {copy_rate:9,.0f} jobs/s "
-              f"(target {COPY_TARGET_PER_S:,})")  # fmt: skip
+              f"(target {COPY_TARGET_PER_S:,}); client CPU {cpu:.1f} s = "
+              f"{n / cpu:,.0f} jobs per client CPU-second")  # fmt: skip
 
         if args.db:  # one database given: upsert the next job ids into it
             upsert_engine = copy_engine
@@ -140,10 +155,11 @@ def main() -> None:
         # In a shared database the upsert gets job ids the COPY did not use.
         first_copy = -(-args.jobs // len(base)) if args.db else 0
         fresh = replicas(base, args.upsert_jobs, min(args.chunk, 20_000), first_copy)
-        n_up, spent_up = load(upsert_engine, fresh, use_copy=False)
+        n_up, spent_up, cpu_up = load(upsert_engine, fresh, use_copy=False)
         up_rate = n_up / spent_up
         print(f"upsert path : {n_up:>9,} jobs in {spent_up:7.1f} s = {up_rate:9,.0f} jobs/s "
-              f"(COPY is {copy_rate / up_rate:.1f}x faster)")  # fmt: skip
+              f"(COPY is {copy_rate / up_rate:.1f}x faster); client CPU {cpu_up:.1f} s = "
+              f"{n_up / cpu_up:,.0f} jobs per client CPU-second")  # fmt: skip
 
         with copy_engine.begin() as conn:
             conn.execute(text("ANALYZE"))
