@@ -243,3 +243,43 @@ def test_timestamps_are_aware_utc(engine: Engine) -> None:
     assert submit_at == record.submit_time
     assert submit_at.utcoffset() == timedelta(0)
     assert inserted_at == now
+
+
+def test_midnight_job_lands_half_in_each_day_by_hand(engine: Engine) -> None:
+    # 22:00 -> 02:00 across 31 Jan / 1 Feb, 7.2 MJ (2 kWh) IT, 64 CPUs: 1 kWh and 128
+    # core-hours on each day, half in January and half in February; counted on 1 Feb.
+    record = synthdata.records(5, seed=6)[0].replace(
+        user="handcase",
+        account="handacct",
+        submit_time=datetime(2024, 1, 31, 21, 0, tzinfo=UTC),
+        start_time=datetime(2024, 1, 31, 22, 0, tzinfo=UTC),
+        end_time=datetime(2024, 2, 1, 2, 0, tzinfo=UTC),
+        elapsed_s=4 * 3600,
+        cpus=64,
+        gpus=None,
+    )
+    fact = JobFact(record=record, energy_it_j=7_200_000, energy_origin="slurmdbd")
+    assert write_facts(engine, [fact]).inserted == 1
+    with engine.connect() as conn:
+        days = conn.execute(
+            text(
+                "SELECT r.day, r.jobs, r.energy_it_j, r.core_hours, r.runtime_s"
+                " FROM rollup_user_day r JOIN dim_user u ON u.id = r.user_id"
+                " WHERE u.name = 'handcase' ORDER BY r.day"
+            )
+        ).all()
+        months = conn.execute(
+            text(
+                "SELECT r.month, r.jobs, r.energy_it_j FROM rollup_account_month r"
+                " JOIN dim_account a ON a.id = r.account_id WHERE a.name = 'handacct'"
+                " ORDER BY r.month"
+            )
+        ).all()
+    assert [(str(d), j, e, c, s) for d, j, e, c, s in days] == [
+        ("2024-01-31", 0, 3_600_000.0, 128.0, 7200.0),
+        ("2024-02-01", 1, 3_600_000.0, 128.0, 7200.0),
+    ]
+    assert [(str(m), j, e) for m, j, e in months] == [
+        ("2024-01-01", 0, 3_600_000.0),
+        ("2024-02-01", 1, 3_600_000.0),
+    ]
