@@ -49,7 +49,7 @@ class PostgresServer:
         with psycopg.connect(
             host=self.host, port=self.port, user=SUPERUSER, dbname=database, autocommit=True
         ) as conn:
-            conn.execute(sql)  # type: ignore[arg-type]
+            conn.execute(sql.encode())
 
 
 def _free_port() -> int:

@@ -7,6 +7,7 @@ import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -35,15 +36,15 @@ def workload() -> list[JobFact]:
     return synthdata.facts(N_JOBS, seed=11)
 
 
-def _rollups(engine: Engine) -> dict[str, dict]:  # type: ignore[type-arg]
+def _rollups(engine: Engine) -> dict[str, dict[tuple[Any, ...], tuple[float, ...]]]:
     return {table: rollup_snapshot(engine, table) for table in ROLLUPS}
 
 
 def test_replays_shuffled_with_duplicates_give_identical_facts_and_rollups(
     engine: Engine,
     workload: list[JobFact],
-    tmp_path,
-    request,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     """Three loads of the same 10k jobs: in order; again shuffled with 10 % duplicates;
     and shuffled with duplicates into a second, empty warehouse."""

@@ -10,6 +10,7 @@ from sqlalchemy import Engine, text
 
 from consumers.ingest import normalize_bytes
 from jobcarbon.synth import generate_jobs, render
+from schemas.fact import JobFact
 from schemas.job import JobRecord
 from tests.warehouse import synthdata
 from warehouse.queries import list_jobs, usage
@@ -17,7 +18,7 @@ from warehouse.sink import write_facts
 from warehouse.views import VIEWS
 
 
-def _recent_facts(n: int, days_ago: int) -> list:  # type: ignore[type-arg]
+def _recent_facts(n: int, days_ago: int) -> list[JobFact]:
     """Facts of jobs submitted from ``days_ago`` days before now (so the windows see them)."""
     start = (datetime.now(UTC) - timedelta(days=days_ago)).replace(microsecond=0)
     facts = []
