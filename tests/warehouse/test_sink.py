@@ -284,3 +284,20 @@ def test_midnight_job_lands_half_in_each_day_by_hand(engine: Engine) -> None:
         ("2024-01-01", 0, 3_600_000.0),
         ("2024-02-01", 1, 3_600_000.0),
     ]
+
+
+def test_energy_update_outranks_a_late_end_record(engine: Engine) -> None:
+    record = synthdata.records(5, seed=12)[1].replace(energy_j=None)
+    end = fact_from_record(record)
+    update = JobFact(
+        record=record.replace(event="energy_update"),
+        energy_it_j=5_000_000,
+        energy_origin="jobcomp",
+    )
+    assert write_facts(engine, [update]).inserted == 1
+    late = write_facts(engine, [end])  # the end record arrives after the update
+    assert late.stale == 1 and late.updated == 0
+    with engine.connect() as conn:
+        energy = conn.execute(select(FactJob.energy_it_j)).scalar_one()
+    assert energy == 5_000_000
+    assert_rollups_equal_fact_sums(engine)

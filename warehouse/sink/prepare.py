@@ -74,10 +74,18 @@ def key_label(key: tuple[Any, Any, Any]) -> str:
     return ":".join("?" if part is None else str(part) for part in key)
 
 
-def precedence(reconcile_status: str, has_footprint: bool) -> int:
+def precedence(reconcile_status: str, has_footprint: bool, event: str = "end") -> int:
     """How final a fact is: a fact never replaces a stored one of higher precedence, so
-    replaying raw records after reconciliation or enrichment changes nothing."""
-    return (2 if reconcile_status in FINAL_RECONCILE else 0) + (1 if has_footprint else 0)
+    replaying raw records after reconciliation or enrichment changes nothing.
+
+    Final reconciliation outranks a footprint, which outranks the event kind: the patch's
+    ``energy_update`` (final energy, sent after the end record) outranks ``end``.
+    """
+    return (
+        (4 if reconcile_status in FINAL_RECONCILE else 0)
+        + (2 if has_footprint else 0)
+        + (1 if event == "energy_update" else 0)
+    )
 
 
 def is_landable(fact: JobFact) -> bool:
@@ -277,7 +285,7 @@ def prepare(fact: JobFact, default_cluster: str | None = None) -> PreparedFact:
         columns=columns,
         co2e=co2e,
         content_hash=hashlib.blake2b(encoded, digest_size=16).hexdigest(),
-        precedence=precedence(fact.reconciliation.status, fact.footprint is not None),
+        precedence=precedence(fact.reconciliation.status, fact.footprint is not None, rec.event),
     )
 
 

@@ -107,7 +107,8 @@ def apply_batch(
 
 
 _STORED_COLUMNS = (
-    "id", "cluster_id", "job_id", "submit_epoch", "content_hash", "site", *ROLLUP_INPUT_COLUMNS,
+    "id", "cluster_id", "job_id", "submit_epoch", "content_hash", "site", "event",
+    *ROLLUP_INPUT_COLUMNS,
 )  # fmt: skip
 
 
@@ -130,7 +131,9 @@ def fetch_stored(
             out[key] = Stored(
                 id=row["id"],
                 content_hash=row["content_hash"],
-                precedence=precedence(row["reconcile_status"], row["site"] is not None),
+                precedence=precedence(
+                    row["reconcile_status"], row["site"] is not None, row["event"]
+                ),
                 rollup=RollupInput(*(row[c] for c in ROLLUP_INPUT_COLUMNS)),
             )
     return out
