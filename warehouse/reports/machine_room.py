@@ -190,21 +190,24 @@ def job_records(jobs: Sequence[SynthJob]) -> list[JobRecord]:
 
 
 def _pick_nodes(jobs: Sequence[SynthJob], partition_of: dict[str, Partition]) -> tuple[str, str]:
-    """The biased node: the busiest single-node-job node (bigmem if present); the drifting
-    node: the busiest other exclusive node."""
-    busy: dict[str, float] = defaultdict(float)
+    """The biased node: the node with the most run time of jobs with a final, valid energy,
+    among single-node-job nodes (bigmem) if present; the drifting node: the same among the
+    other exclusive nodes, CPU ones first. Both then have enough clean hours to measure."""
+    clean: dict[str, float] = defaultdict(float)
     for job in jobs:
-        if job.exclusive:
+        energy = job.energy_record_j
+        valid = energy is not None and energy < ENERGY_INVALID_AT_J
+        if job.exclusive and job.energy_complete and valid:
             for node in job.nodes:
-                busy[node] += job.elapsed_s
-    ranked = sorted(busy, key=lambda n: (-busy[n], n))
-    if not ranked:
-        raise ValueError("no exclusive job ran: cannot place a biased and a drifting node")
+                clean[node] += job.elapsed_s
+    ranked = sorted(clean, key=lambda n: (-clean[n], n))
+    if len(ranked) < 2:
+        raise ValueError("too few exclusive jobs ran to place a biased and a drifting node")
     bigmem = [n for n in ranked if partition_of[n].name == "bigmem"]
     biased = bigmem[0] if bigmem else ranked[0]
-    others = [n for n in ranked if n != biased and partition_of[n].name != "bigmem"]
-    others = others or [n for n in ranked if n != biased]
-    return biased, others[0]
+    others = [n for n in ranked if n != biased]
+    cpu = [n for n in others if partition_of[n].name == "cpu"]
+    return biased, (cpu or others)[0]
 
 
 def _bias(job: SynthJob, node: str, bias: float) -> SynthJob:

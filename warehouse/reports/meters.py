@@ -17,8 +17,9 @@ Input columns (CSV or Parquet), one row per sample:
 ``energy_j``
     Instead of ``power_w``: a cumulative energy counter in joules. A counter going back is a
     wrap when ``counter_max_j`` is given, the previous value was in its upper half and the
-    wrapped delta (``counter_max_j - previous + current``) is at most 3x the meter's median
-    power over the interval; otherwise a reset (the energy since the reset is counted).
+    wrapped delta (``counter_max_j - previous + current``) is at most twice the meter's
+    99th-percentile power over the interval; otherwise a reset (the energy since the reset
+    is counted).
     Counters keep energy across gaps (the delta spans the gap).
 ``counter_max_j`` (optional)
     The counter's wrap value in joules (e.g. ``4294967296`` for a 32-bit joule counter).
@@ -49,7 +50,7 @@ REQUIRED_COLUMNS: Final = ("timestamp", "level", "meter_id")
 #: Above these a reading is treated as invalid (a unit mix-up or a corrupt sample).
 MAX_POWER_W: Final[dict[str, float]] = {"node": 1e5, "rack": 1e7, "facility": 1e9}
 _GAP_FACTOR: Final = 2.5  # a silence longer than 2.5 sample periods is a gap
-_WRAP_RATE_FACTOR: Final = 3.0  # a wrap's delta may be at most 3x the median power x dt
+_WRAP_RATE_FACTOR: Final = 2.0  # a wrap's delta may be at most 2x the top power x dt
 _TIME_WITH_OFFSET: Final = r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}:?\d{2})$"
 _OFFSET: Final = r"(Z|[+-]\d{2}:?\d{2})$"
 
@@ -72,6 +73,10 @@ class MeterSeries:
     energy_j: np.ndarray
     covered_s: np.ndarray
     samples: int
+    # The samples themselves: start (epoch s), average power (W), seconds each one covers.
+    sample_t_s: np.ndarray
+    sample_w: np.ndarray
+    sample_len_s: np.ndarray
 
     def energy_between(self, start_s: np.ndarray, end_s: np.ndarray) -> np.ndarray:
         """Metered energy (J) in each window ``[start_s, end_s]``."""
@@ -378,14 +383,16 @@ def _series(
         e = np.column_stack((np.cumsum(seg_e) - seg_e, np.cumsum(seg_e))).ravel()
         c = np.column_stack((np.cumsum(hold) - hold, np.cumsum(hold))).ravel()
         keep = np.r_[True, np.diff(xs) > 0]
-        return MeterSeries(lvl, meter_id, kind, source, xs[keep], e[keep], c[keep], len(t))
+        return MeterSeries(
+            lvl, meter_id, kind, source, xs[keep], e[keep], c[keep], len(t), t, p, hold
+        )
     counter = group["energy_j"].to_numpy(dtype="float64")
     cmax = group["counter_max_j"].to_numpy(dtype="float64")
     delta = np.diff(counter)
     rising = delta > 0
     # A wrap must look like ordinary consumption; a counter that restarted near zero after
     # a reset would otherwise pass for a wrap with an impossible delta.
-    rate = float(np.median(delta[rising] / dt[rising])) if rising.any() else math.inf
+    rate = float(np.percentile(delta[rising] / dt[rising], 99)) if rising.any() else math.inf
     for i in np.flatnonzero(delta < 0):
         prev, cur, top = counter[i], counter[i + 1], cmax[i + 1]
         at = _dt(float(t[i + 1]))
@@ -417,7 +424,7 @@ def _series(
             )
     _report_gaps(subject, t, dt, dt, allowed, delta, issues, counter=True)
     e = np.r_[0.0, np.cumsum(delta)]
-    return MeterSeries(lvl, meter_id, kind, source, t, e, t - t[0], len(t))
+    return MeterSeries(lvl, meter_id, kind, source, t, e, t - t[0], len(t), t[:-1], delta / dt, dt)
 
 
 def _report_gaps(

@@ -97,24 +97,43 @@ def _fit(
     span = days.max() - days.min()
     if span < 0.5 or len(metered) < 2 * thresholds.min_calibration_bins:
         return out
-    x4 = np.column_stack((attributed, attributed * days, idle_s, idle_s * days)) * w[:, None]
-    y = metered * w
-    coef, _, rank, _ = np.linalg.lstsq(x4, y, rcond=None)
-    if rank < 4 and (idle_s > 0).sum() > 0:
-        return out
-    if rank < 4:  # never idle: fit the busy terms only
-        x4 = x4[:, :2]
-        coef, _, rank, _ = np.linalg.lstsq(x4, y, rcond=None)
-    dof = len(y) - x4.shape[1]
-    if dof <= 0 or coef[0] <= 0:
-        return out
-    resid = y - x4 @ coef
-    sigma2 = float(resid @ resid) / dof
-    cov = sigma2 * np.linalg.pinv(x4.T @ x4)
-    se = math.sqrt(max(cov[1, 1], 0.0))
-    out["drift_per_day"] = float(coef[1] / coef[0])
-    out["drift_t"] = float(coef[1] / se) if se > 0 else math.inf
+    drift, t_value = _fit_drift(metered, attributed, idle_s, days, w, float(alpha), float(beta))
+    out["drift_per_day"], out["drift_t"] = drift, t_value
     return out
+
+
+def _fit_drift(
+    metered: np.ndarray,
+    attributed: np.ndarray,
+    idle_s: np.ndarray,
+    days: np.ndarray,
+    w: np.ndarray,
+    alpha: float,
+    beta: float,
+) -> tuple[float, float]:
+    """Gauss-Newton fit of ``metered = (1 + drift * days) * (alpha * A + beta * idle_s)``:
+    a meter that drifts scales busy and idle readings alike, so both inform the drift."""
+    theta = np.array([alpha, beta, 0.0])
+    jac = np.zeros((len(metered), 3))
+    resid = np.zeros(len(metered))
+    for _ in range(50):
+        a, b, d = theta
+        base = a * attributed + b * idle_s
+        scale = 1.0 + d * days
+        jac = np.column_stack((scale * attributed, scale * idle_s, days * base)) * w[:, None]
+        resid = (metered - scale * base) * w
+        step, *_ = np.linalg.lstsq(jac, resid, rcond=None)
+        theta = theta + step
+        if abs(step[2]) < 1e-9:
+            break
+    a, b, d = theta
+    resid = (metered - (1.0 + d * days) * (a * attributed + b * idle_s)) * w
+    dof = len(metered) - 3
+    if dof <= 0:
+        return math.nan, math.nan
+    sigma2 = float(resid @ resid) / dof
+    se = math.sqrt(max(float(np.linalg.pinv(jac.T @ jac)[2, 2]) * sigma2, 0.0))
+    return float(d), float(d / se) if se > 0 else math.inf
 
 
 def node_table(
