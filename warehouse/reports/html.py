@@ -287,7 +287,7 @@ def _plot(fn: Callable[[Validation, Any], str], v: Validation) -> str:
         caption = fn(v, ax)
         fig.tight_layout()
         buf = io.StringIO()
-        fig.savefig(buf, format="svg")
+        fig.savefig(buf, format="svg", metadata={"Date": None})  # reproducible output
     finally:
         plt.close(fig)
     svg = buf.getvalue()

@@ -12,6 +12,7 @@ node), PDU counters per rack (with wraps and one reset) and facility power per r
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ class RoomTruth:
     slurm_bias: float
     drift_node: str
     drift_per_day: float
-    gaps: tuple[tuple[str, datetime, datetime], ...]
+    gaps: tuple[tuple[str, datetime, datetime], ...]  # (node, last sample, next sample)
     dropped_samples: int
     pdu_wraps: int
     pdu_reset: tuple[str, datetime] | None
@@ -118,7 +119,7 @@ def build_machine_room(
             gap_start -= gap_start % sample_period_s
             gap_end = gap_start + hours * 3600.0
             keep &= (grid < gap_start) | (grid >= gap_end)
-            gaps.append((node, _dt(gap_start), _dt(gap_end)))
+        gaps.extend((node, _dt(a), _dt(b)) for a, b in _gaps(grid, keep, sample_period_s))
         dropped += int((~keep).sum())
         source = "redfish" if part.gpus_per_node else "ipmi"
         frames.append(_rows(grid[keep], "node", node, source, power_w=read_w[keep]))
@@ -289,6 +290,17 @@ def _rows(
             "energy_j": energy_j if energy_j is not None else np.full(n, np.nan),
         }
     )
+
+
+def _gaps(grid: np.ndarray, keep: np.ndarray, period_s: float) -> list[tuple[float, float]]:
+    """Runs of two or more dropped samples (what a reader sees as a gap): last kept sample
+    to the next kept one."""
+    out = []
+    kept_t = grid[keep]
+    for a, b in itertools.pairwise(kept_t):
+        if b - a > 2.5 * period_s:
+            out.append((float(a), float(b)))
+    return out
 
 
 def _dt(epoch_s: float) -> datetime:

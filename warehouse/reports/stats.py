@@ -286,7 +286,7 @@ def worst_jobs(jobs: pd.DataFrame, thresholds: Thresholds, limit: int = 20) -> p
     pick = jobs[off | late].copy()
     pick["reason"] = np.where(pick["complete"] == False, "incomplete", "ratio")  # noqa: E712
     pick["abs_error_j"] = pick["error_j"].abs()
-    return pick.sort_values("abs_error_j", ascending=False).head(limit)
+    return pick.sort_values("abs_error_j", ascending=False, kind="stable").head(limit)
 
 
 def interval_series(grid: NodeGrid) -> pd.DataFrame:
