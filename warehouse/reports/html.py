@@ -90,7 +90,7 @@ def render_html(v: Validation, *, title: str | None = None) -> str:
                 ("idle W", "idle_power_w", _num(0)),
                 ("metered kWh", "metered_j", _kwh),
                 ("attributed kWh", "attributed_j", _kwh),
-                ("coverage", "coverage", _pct),
+                ("coverage", "coverage", _share),
             ],
         ),
         "<h2>Worst jobs</h2>",
@@ -132,9 +132,9 @@ def _cards(s: dict[str, Any]) -> str:
         ("Idle + unattributed", _kwh(totals["unattributed_j"]) + " kWh"),
         ("Facility / PUE", f"{_kwh(totals['facility_j'])} kWh / {_num(3)(totals['pue'])}"),
         ("Jobs Slurm/meter", _num(4)(jobs.get("ratio"))),
-        ("Job MAPE", _pct(jobs.get("mape"))),
+        ("Job MAPE", _share(jobs.get("mape"))),
         ("Job correlation", _num(4)(jobs.get("correlation"))),
-        ("Meter coverage", _pct(cov["meter_time"])),
+        ("Meter coverage", _share(cov["meter_time"])),
         ("Jobs compared", f"{jobs.get('comparable', 0)} / {jobs.get('jobs', 0)}"),
         ("Flagged nodes", str(len(nodes["flagged"]))),
     ]
@@ -149,7 +149,9 @@ def _method(v: Validation) -> str:
         "and uniformly over its run. Per node, hourly intervals on exclusive nodes where every "
         "job reported a final energy are fitted as metered = alpha x attributed + idle power x "
         "idle seconds; Slurm/meter = 1/alpha, and letting alpha move linearly in time gives the "
-        f"meter's drift per day. Nodes are flagged beyond |bias| {t.node_bias:.1%} or "
+        "meter's drift per day. Slurm reports one energy per job, so a node's own counter "
+        "bias shows fully only through single-node jobs (the even split dilutes it over a "
+        f"multi-node job's nodes). Nodes are flagged beyond |bias| {t.node_bias:.1%} or "
         f"|drift| {t.node_drift_per_day:.1%}/day (t &gt; {t.drift_t_value:g}). Jobs are "
         f"compared when exclusive, final, at least {t.min_job_s / 60:.0f} min long and metered "
         f"over {t.min_coverage:.0%} of their run; flagged beyond {t.job_ratio:.0%}.</p>"
@@ -217,9 +219,9 @@ def _rollup(v: Validation, by: str) -> str:
         ("metered kWh", "metered_j", _kwh),
         ("attributed kWh", "attributed_j", _kwh),
         ("unattributed kWh", "unattributed_j", _kwh),
-        ("attributed share", "attributed_share", _pct),
+        ("attributed share", "attributed_share", _share),
         ("Slurm/meter", "ratio", _num(4)),
-        ("coverage", "coverage", _pct),
+        ("coverage", "coverage", _share),
         ("flagged", "flagged_nodes", _num(0)),
     ]
     if "pdu_j" in frame.columns:
@@ -260,9 +262,17 @@ def _kwh(value: Any) -> str:
 
 
 def _pct(value: Any) -> str:
+    """A signed deviation (bias, drift, residual)."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "-"
-    return f"{float(value) * 100:+.2f} %" if abs(float(value)) < 0.5 else f"{float(value):.1%}"
+    return f"{float(value) * 100:+.2f} %"
+
+
+def _share(value: Any) -> str:
+    """A share between 0 and 1 (coverage, attributed share, MAPE)."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    return f"{float(value):.1%}"
 
 
 def _num(digits: int) -> Callable[[Any], str]:

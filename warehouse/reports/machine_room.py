@@ -191,22 +191,24 @@ def job_records(jobs: Sequence[SynthJob]) -> list[JobRecord]:
 
 
 def _pick_nodes(jobs: Sequence[SynthJob], partition_of: dict[str, Partition]) -> tuple[str, str]:
-    """The biased node: the node with the most run time of jobs with a final, valid energy,
-    among single-node-job nodes (bigmem) if present; the drifting node: the same among the
-    other exclusive nodes, CPU ones first. Both then have enough clean hours to measure."""
+    """The biased node: the node with the most run time of single-node jobs with a final,
+    valid energy (Slurm reports one energy per job, so a per-node counter bias shows only
+    through single-node jobs; the even split dilutes it over a multi-node job's nodes). The
+    drifting node: the node with the most clean job time among the others, CPU ones first."""
     clean: dict[str, float] = defaultdict(float)
+    single: dict[str, float] = defaultdict(float)
     for job in jobs:
         energy = job.energy_record_j
         valid = energy is not None and energy < ENERGY_INVALID_AT_J
         if job.exclusive and job.energy_complete and valid:
             for node in job.nodes:
                 clean[node] += job.elapsed_s
-    ranked = sorted(clean, key=lambda n: (-clean[n], n))
-    if len(ranked) < 2:
+                if len(job.nodes) == 1:
+                    single[node] += job.elapsed_s
+    if not single or len(clean) < 2:
         raise ValueError("too few exclusive jobs ran to place a biased and a drifting node")
-    bigmem = [n for n in ranked if partition_of[n].name == "bigmem"]
-    biased = bigmem[0] if bigmem else ranked[0]
-    others = [n for n in ranked if n != biased]
+    biased = min(single, key=lambda n: (-single[n], n))
+    others = sorted((n for n in clean if n != biased), key=lambda n: (-clean[n], n))
     cpu = [n for n in others if partition_of[n].name == "cpu"]
     return biased, (cpu or others)[0]
 
