@@ -14,6 +14,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "normalize": ("jobcarbon.cli.normalize", "normalize", "Normalize raw jobcomp records."),
     "demo": ("jobcarbon.cli.demo", "demo", "Run the pipeline on the embedded default."),
     "report": ("jobcarbon.cli.report", "report", "Validation report: Slurm energy vs meters."),
+    "db": ("jobcarbon.cli.db", "db", "Create and migrate the warehouse schema."),
+    "load": ("jobcarbon.cli.load", "load", "Load normalized records into the warehouse."),
 }
 
 
