@@ -35,8 +35,8 @@ def report() -> None:
     "--meters",
     "meters_path",
     type=click.Path(dir_okay=False, exists=True),
-    required=True,
-    help="Meter samples, CSV or Parquet (columns: warehouse/reports/meters.py).",
+    help="Meter samples, CSV or Parquet (columns: warehouse/reports/meters.py). "
+    "Default with --db: the warehouse's ts_meter_reading.",
 )
 @click.option(
     "--mapping",
@@ -50,6 +50,7 @@ def report() -> None:
     type=click.Path(dir_okay=False, allow_dash=True, exists=True),
     help="Normalized job records, JSON lines (jobcarbon normalize output; - for stdin).",
 )
+@click.option("--db", "db_url", help="Warehouse URL: read jobs from fact_job instead of --jobs.")
 @click.option("--interval", type=click.Choice(["hour", "day"]), default="hour", show_default=True)
 @click.option(
     "--assume-tz",
@@ -65,6 +66,7 @@ def validate(
     meters_path: str,
     mapping_path: str | None,
     jobs_path: str | None,
+    db_url: str | None,
     interval: str,
     assume_tz: str,
     title: str | None,
@@ -72,6 +74,9 @@ def validate(
 ) -> None:
     """Compare Slurm job energy with meters over [--from, --to]; write report.html,
     summary.json and CSV tables into --out."""
+    import pandas as pd
+    from sqlalchemy.exc import SQLAlchemyError
+
     from warehouse.reports.jobs import job_energies_from_lines
     from warehouse.reports.mapping import NodeMap, parse_mapping, read_mapping_table
     from warehouse.reports.meters import parse_meters, read_meter_table
@@ -81,18 +86,42 @@ def validate(
     start_at, end_at = _parse_time(start), _parse_time(end)
     if end_at <= start_at:
         raise click.BadParameter(f"--to {end!r} is not after --from {start!r}")
-    if jobs_path is None:
-        raise click.UsageError("give --jobs FILE (normalized JSON lines)")
+    if (jobs_path is None) == (db_url is None):
+        raise click.UsageError("give either --jobs FILE (normalized JSON lines) or --db URL")
+    if meters_path is None and db_url is None:
+        raise click.UsageError("give --meters FILE (or --db URL to read ts_meter_reading)")
+    extra: list[QualityIssue] = []
+    meter_table: pd.DataFrame | None = None
+    mapping_table: pd.DataFrame | None = None
     try:
-        meters = parse_meters(read_meter_table(meters_path), assume_tz=assume_tz)
-        node_map = parse_mapping(read_mapping_table(mapping_path)) if mapping_path else NodeMap({})
+        if meters_path is not None:
+            meter_table = read_meter_table(meters_path)
+            mapping_table = read_mapping_table(mapping_path) if mapping_path else None
+        if db_url is not None:
+            from warehouse.engine import make_engine
+            from warehouse.reports.source import job_energies_from_warehouse, meters_from_warehouse
+
+            engine = make_engine(db_url)
+            try:
+                jobs, job_issues = job_energies_from_warehouse(engine, start_at, end_at)
+                if meters_path is None:
+                    meter_table, db_mapping = meters_from_warehouse(engine, start_at, end_at)
+                    mapping_table = read_mapping_table(mapping_path) if mapping_path else db_mapping
+            finally:
+                engine.dispose()
+        else:
+            assert jobs_path is not None
+            with open_input(jobs_path) as stream:
+                jobs, job_issues = job_energies_from_lines(read_lines(stream), (start_at, end_at))
+        assert meter_table is not None
+        meters = parse_meters(meter_table, assume_tz=assume_tz)
+        node_map = parse_mapping(mapping_table) if mapping_table is not None else NodeMap({})
     except (ValueError, KeyError) as exc:
         raise click.UsageError(f"{exc}") from exc
-    extra: list[QualityIssue] = []
-    if mapping_path is None:
-        extra.append(QualityIssue(kind="mapping", subject="mapping", detail="no --mapping given"))
-    with open_input(jobs_path) as stream:
-        jobs, job_issues = job_energies_from_lines(read_lines(stream), (start_at, end_at))
+    except SQLAlchemyError as exc:
+        raise click.ClickException(f"warehouse: {type(exc).__name__}: {exc}") from exc
+    if not node_map.nodes:
+        extra.append(QualityIssue(kind="mapping", subject="mapping", detail="no mapping given"))
     result = build_validation_report(
         jobs,
         meters,
