@@ -93,3 +93,28 @@ def test_job_residuals_centre_on_zero(room_validation: Validation) -> None:
     assert abs(float((comparable["ratio"] - 1).median())) < 0.002
     s = room_validation.job_stats
     assert s["correlation"] > 0.999 and s["mape"] < 0.02
+
+
+def test_daily_intervals_keep_the_hourly_calibration(
+    room: MachineRoom, room_validation: Validation
+) -> None:
+    from warehouse.reports.mapping import parse_mapping
+    from warehouse.reports.report import validate
+
+    t = room.truth
+    daily = validate(
+        job_records(room.jobs),
+        parse_meters(room.meters),
+        parse_mapping(room.mapping),
+        t.start_at,
+        t.end_at,
+        interval="day",
+    )
+    hours = (t.end_at - t.start_at).total_seconds() / 3_600
+    assert len(daily.intervals) == int(np.ceil(hours / 24))
+    assert len(room_validation.intervals) == int(hours)
+    # Same energy in coarser intervals; node calibration is always hourly.
+    assert daily.intervals["metered_j"].sum() == pytest.approx(
+        room_validation.intervals["metered_j"].sum()
+    )
+    assert daily.nodes["ratio"].equals(room_validation.nodes["ratio"])
