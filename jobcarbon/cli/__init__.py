@@ -16,6 +16,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "report": ("jobcarbon.cli.report", "report", "Validation report: Slurm energy vs meters."),
     "db": ("jobcarbon.cli.db", "db", "Create and migrate the warehouse schema."),
     "load": ("jobcarbon.cli.load", "load", "Load normalized records into the warehouse."),
+    "intensity": ("jobcarbon.cli.intensity", "intensity", "Fetch/import carbon-intensity series."),
+    "recompute": ("jobcarbon.cli.recompute", "recompute", "Recompute footprints after revisions."),
 }
 
 
