@@ -301,3 +301,13 @@ def test_energy_update_outranks_a_late_end_record(engine: Engine) -> None:
         energy = conn.execute(select(FactJob.energy_it_j)).scalar_one()
     assert energy == 5_000_000
     assert_rollups_equal_fact_sums(engine)
+
+
+def test_schema_recreated_under_the_same_engine_still_lands(engine: Engine) -> None:
+    records = synthdata.records(20, seed=30)
+    assert write_facts(engine, [fact_from_record(r) for r in records[:10]]).inserted == 10
+    migrate.downgrade(engine, "base")  # the engine's cached dimension ids are now stale
+    migrate.upgrade(engine)
+    result = write_facts(engine, [fact_from_record(r) for r in records[10:]])
+    assert result.inserted == 10 and not result.rejected
+    assert_rollups_equal_fact_sums(engine)

@@ -70,6 +70,9 @@ def write_prepared(engine: Engine, facts: Sequence[PreparedFact], now: datetime)
     except (OperationalError, InterfaceError):
         raise
     except StatementError as exc:
+        # Cached dimension ids may be stale (the schema was re-created under this engine):
+        # forget them so the retries resolve again.
+        _CACHES.pop(engine, None)
         if len(facts) == 1:
             reason = f"job {facts[0].label}: the database refused it: {_brief(exc)}"
             return SinkResult(rejected=[Rejected(facts[0].label, reason)])
