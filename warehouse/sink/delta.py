@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Final, NamedTuple
 
-from warehouse.apportion import anchor_epoch, day_of, month_of, split_days, split_months
+from warehouse.apportion import (
+    DAY_S,
+    anchor_epoch,
+    day_of,
+    month_of,
+    split_days,
+    split_months,
+)
 from warehouse.models.rollups import COUNT_MEASURES, MEASURES
 from warehouse.sink.prepare import UNRECONCILED, NaturalKey, PreparedFact, energy_quality
 
@@ -89,6 +96,23 @@ def add_contribution(delta: RollupDelta, job: RollupInput, sign: float = 1.0) ->
 
     day = day_of(anchor)
     month = month_of(anchor)
+    start, end = job.start_epoch, job.end_epoch
+    if start is not None and end is not None and start < end and start // DAY_S == end // DAY_S:
+        # Most jobs: the whole run and the end in one day (and so one month): one row each.
+        seconds = end - start
+        hours = sign * seconds / 3600.0
+        measures = (
+            *counts, sign * seconds, cpus * hours, core_with_energy * hours, gpus * hours,
+            sign * energy, sign * facility, sign * co2e, sign * cost,
+        )  # fmt: skip
+        for values in (
+            _row(user_day, (job.user_id, day)),
+            _row(account_day, (job.account_id, day)),
+            _row(account_month, (job.account_id, month)),
+        ):
+            for i, x in enumerate(measures):
+                values[i] += x
+        return
     for values in (
         _row(user_day, (job.user_id, day)),
         _row(account_day, (job.account_id, day)),
