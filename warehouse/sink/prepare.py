@@ -100,11 +100,10 @@ def account_parent(account: str, lineage: str | None) -> str | None:
     """
     if not lineage:
         return None
-    parts = [p for p in lineage.split("/") if p]
+    # User associations in lineages look like ``0-user``; they are never parents.
+    parts = [p for p in lineage.split("/") if p and not (p[:1].isdigit() and "-" in p)]
     while parts and parts[-1] == account:
         parts.pop()
-    # User associations in lineages look like ``0-user``; they are never parents.
-    parts = [p for p in parts if not p[:1].isdigit() or "-" not in p]
     return parts[-1] if parts else None
 
 
