@@ -22,7 +22,14 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from schemas.job import EnergyStatus
-from schemas.tres import ENERGY_INVALID_AT_J, INFINITE64, NO_VAL64, TRES_ENERGY_ID, parse_raw
+from schemas.tres import (
+    ENERGY_INVALID_AT_J,
+    INFINITE64,
+    NO_VAL64,
+    STATIC_TRES_NAMES,
+    TRES_ENERGY_ID,
+    parse_raw,
+)
 
 NO_VAL: Final = 0xFFFFFFFE  # 4294967294: "not set" in 32-bit columns
 INFINITE: Final = 0xFFFFFFFF  # 4294967295: e.g. timelimit UNLIMITED
@@ -401,7 +408,7 @@ class DbJob:
     account_path: tuple[str, ...] | None = None  # lineage without root; None if no assoc
     id_assoc: int | None = None
     sluid: int | None = None  # 26.05+: original SLUID, stable across resize
-    tres_names: dict[int, str] = field(default_factory=dict)
+    tres_names: dict[int, str] = field(default_factory=lambda: dict(STATIC_TRES_NAMES))
     steps: tuple[DbStep, ...] = ()
 
     @property
