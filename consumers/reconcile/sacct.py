@@ -298,8 +298,8 @@ def parse_sacct_psv(text: str, default_cluster: str | None = None, tz: tzinfo = 
     prints local time). Job lines have a JobID without ``.``; step lines follow their job. A
     repeated job line (as the CSCS table shows for step ``.0``) is kept as an unnamed step."""
     reader = csv.DictReader(io.StringIO(text), delimiter="|")
-    if not reader.fieldnames or "JobID" not in reader.fieldnames:
-        raise SacctFormatError("sacct -P output has no header with JobID")
+    if not reader.fieldnames or not {"JobID", "JobIDRaw"} & set(reader.fieldnames):
+        raise SacctFormatError("sacct -P output has no header with JobID or JobIDRaw")
     out = SacctParse(parser="sacct -P")
     jobs: dict[str, dict[str, Any]] = {}
     for n, row in enumerate(reader, start=2):
