@@ -78,7 +78,8 @@ def record_inx(record: JobRecord) -> int | None:
 def find_row(record: JobRecord, by_inx: dict[int, DbJob], runs: Sequence[DbJob]) -> DbJob | None:
     """The row of this job run: by ``job_db_inx``/sluid when the record has one, else by the
     natural key ``(id_job, time_submit)``; a resized job's row by its resize time (= the
-    record's start); a record without a submit time by its exact start and end."""
+    record's start); a record without a submit time (or a row without one) by the exact
+    start and end."""
     inx = record_inx(record)
     if inx is not None and inx in by_inx and by_inx[inx].id_job == record.job_id:
         return by_inx[inx]
@@ -95,7 +96,8 @@ def find_row(record: JobRecord, by_inx: dict[int, DbJob], runs: Sequence[DbJob])
             resized = [r for r in runs if r.time_submit == start == r.time_start]
             if len(resized) == 1:
                 return resized[0]
-        return None
+        # Rows whose submit time the source does not know (sacct -P without Submit).
+        runs = [r for r in runs if r.time_submit == 0]
     if start is None or end is None:
         return None
     same = [r for r in runs if r.time_start == start and r.time_end == end]

@@ -14,6 +14,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "normalize": ("jobcarbon.cli.normalize", "normalize", "Normalize raw jobcomp records."),
     "demo": ("jobcarbon.cli.demo", "demo", "Run the pipeline on the embedded default."),
     "db": ("jobcarbon.cli.db", "db", "Create and migrate the warehouse schema."),
+    "reconcile": (
+        "jobcarbon.cli.reconcile",
+        "reconcile",
+        "Reconcile unreconciled facts with slurmdbd (or sacct files).",
+    ),
+    "backfill-sacct": (
+        "jobcarbon.cli.backfill_sacct",
+        "backfill_sacct",
+        "Load history from sacct --json / sacct -P output.",
+    ),
 }
 
 
