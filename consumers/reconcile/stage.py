@@ -278,3 +278,34 @@ def sweep(
     stage = ReconcileStage(source, settle_s=0.0, default_cluster=default_cluster)
     items = [Pending(f, f.reconciliation.attempts, now, now) for f in facts]
     return stage.run(items, now)
+
+
+def stage_from_settings(
+    url: str | None,
+    *,
+    settle_s: float,
+    timeout_s: float = 10.0,
+    backoff_base_s: float = BACKOFF_BASE_S,
+    backoff_cap_s: float = BACKOFF_CAP_S,
+    default_cluster: str | None = None,
+) -> ReconcileStage | None:
+    """The stage over slurmdbd at ``url`` (``settings.accounting``), or None when no
+    accounting database is configured (facts then keep ``not_checked``)::
+
+        a = settings.accounting
+        stage = stage_from_settings(a.url, settle_s=a.settle_seconds, timeout_s=a.timeout_s,
+                                    backoff_base_s=a.backoff_base_s,
+                                    backoff_cap_s=a.backoff_cap_s,
+                                    default_cluster=settings.default_cluster)
+    """
+    if not url:
+        return None
+    from consumers.reconcile.accounting import SlurmdbdSource
+
+    return ReconcileStage(
+        SlurmdbdSource(url, timeout_s=timeout_s),
+        settle_s=settle_s,
+        default_cluster=default_cluster,
+        backoff_base_s=backoff_base_s,
+        backoff_cap_s=backoff_cap_s,
+    )

@@ -421,3 +421,27 @@ def test_outage_lands_unreconciled_then_the_sweep_reconciles(
     assert sorted(f.record.job_id for f in after.done) == [11, 12, 13]
     assert {f.reconciliation.status for f in after.done} == {"match"}
     assert all(f.reconciliation.attempts == 2 for f in after.done)
+
+
+def test_per_record_seam_never_holds_a_fact() -> None:
+    stage = ReconcileStage(SacctSource([ROW]), settle_s=600)
+    found = stage(fact_from_record(rec("c", 70, 1000, 1010, 1100)))
+    assert found.reconciliation.status == "energy_filled" and found.energy_it_j == 900
+    # Not in the database yet: lands at once, for the sweep (the stream never waits).
+    fresh = rec("c", 71, 1000, 1010, 1100).replace(end_time=datetime.now(UTC))
+    waiting = stage(fact_from_record(fresh))
+    assert waiting.reconciliation.status == "unreconciled"
+    assert waiting.reconciliation.differences == (
+        "not in slurmdbd yet; the reconcile sweep retries",
+    )
+
+
+def test_stage_from_settings() -> None:
+    from consumers.reconcile import stage_from_settings
+    from jobcarbon.settings import Settings
+
+    settings = Settings()
+    a = settings.accounting
+    assert stage_from_settings(a.url, settle_s=a.settle_seconds) is None
+    stage = stage_from_settings("mysql+pymysql://r:s@127.0.0.1:1/db", settle_s=30, timeout_s=1)
+    assert stage is not None and stage.settle_s == 30
