@@ -184,3 +184,23 @@ def fact_from_row(r: Any, estimates: Sequence[Co2eEstimate] = ()) -> JobFact:
         ),
         shared_node=r["shared_node"],
     )
+
+
+def stored_keys(
+    engine: Engine, cluster: str, keys: Collection[tuple[int, int]]
+) -> set[tuple[int, int]]:
+    """Which ``(job_id, submit_epoch)`` of ``cluster`` the warehouse already holds."""
+    dim = table_of(DimCluster)
+    wanted = sorted(set(keys))
+    found: set[tuple[int, int]] = set()
+    with engine.connect() as conn:
+        cluster_id = conn.execute(sa.select(dim.c.id).where(dim.c.name == cluster)).scalar()
+        if cluster_id is None:
+            return found
+        for i in range(0, len(wanted), 500):
+            ids = sorted({job_id for job_id, _ in wanted[i : i + 500]})
+            query = sa.select(_FACT.c.job_id, _FACT.c.submit_epoch).where(
+                _FACT.c.cluster_id == cluster_id, _FACT.c.job_id.in_(ids)
+            )
+            found.update((int(j), int(s)) for j, s in conn.execute(query))
+    return found & set(wanted)

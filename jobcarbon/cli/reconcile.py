@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import click
 
 from jobcarbon.cli.common import settings_from
+from schemas.fact import JobFact
 
 
 def parse_when(value: str) -> datetime:
@@ -45,6 +46,13 @@ def parse_when(value: str) -> datetime:
     help="Use this sacct -P file instead of the database (times read as UTC).",
 )
 @click.option("--limit", default=100_000, show_default=True, help="Most facts per run.")
+@click.option(
+    "--fill-gaps",
+    "gap_clusters",
+    multiple=True,
+    help="Also land slurmdbd jobs of this cluster that ended in the window and have no fact "
+    "(lost jobcomp messages). Repeatable. Needs --accounting.",
+)
 @click.pass_context
 def reconcile(
     ctx: click.Context,
@@ -55,18 +63,25 @@ def reconcile(
     sacct_json: str | None,
     sacct_psv: str | None,
     limit: int,
+    gap_clusters: tuple[str, ...],
 ) -> None:
     """Reconcile unreconciled facts with slurmdbd and land them again."""
-    from consumers.reconcile.accounting import AccountingSource, SlurmdbdSource
-    from consumers.reconcile.sacct import SacctSource, parse_sacct_json, parse_sacct_psv
+    from consumers.reconcile.accounting import AccountingError, AccountingSource, SlurmdbdSource
+    from consumers.reconcile.sacct import (
+        SacctSource,
+        fact_from_db,
+        parse_sacct_json,
+        parse_sacct_psv,
+    )
     from consumers.reconcile.stage import sweep
-    from consumers.reconcile.store import load_sweep_facts
+    from consumers.reconcile.store import load_sweep_facts, stored_keys
     from warehouse.engine import make_engine
     from warehouse.sink.writer import write_facts
 
     settings = settings_from(ctx)
     start, end = parse_when(since), parse_when(until) if until else None
     source: AccountingSource
+    db_source: SlurmdbdSource | None = None
     closer = None
     if sacct_json or sacct_psv:
         with open(sacct_json or sacct_psv or "", "rb") as handle:
@@ -88,11 +103,26 @@ def reconcile(
             )
         db_source = SlurmdbdSource(url, timeout_s=settings.accounting.timeout_s)
         source, closer = db_source, db_source.close
+    if gap_clusters and db_source is None:
+        raise click.UsageError("--fill-gaps needs the slurmdbd database (--accounting)")
     engine = make_engine(db_url or settings.warehouse.url)
+    now = datetime.now(UTC)
+    gaps: list[JobFact] = []
     try:
         facts = load_sweep_facts(engine, start, end, limit=limit)
-        result = sweep(facts, source, datetime.now(UTC), settings.default_cluster)
-        sink = write_facts(engine, result.done, default_cluster=settings.default_cluster)
+        result = sweep(facts, source, now, settings.default_cluster)
+        for cluster in gap_clusters:
+            assert db_source is not None
+            rows = db_source.ended_between(
+                cluster, int(start.timestamp()), int((end or now).timestamp()), limit
+            )
+            have = stored_keys(engine, cluster, [(r.id_job, r.time_submit) for r in rows])
+            gaps += [fact_from_db(r, now) for r in rows if (r.id_job, r.time_submit) not in have]
+        sink = write_facts(engine, result.done + gaps, default_cluster=settings.default_cluster)
+    except AccountingError as exc:
+        raise click.ClickException(str(exc)) from None
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     finally:
         engine.dispose()
         if closer is not None:
@@ -103,6 +133,7 @@ def reconcile(
         click.echo(f"sink: {rejected.job}: {rejected.reason}", err=True)
     counts = Counter(f.reconciliation.status for f in result.done)
     detail = ", ".join(f"{status} {n}" for status, n in sorted(counts.items()))
-    click.echo(f"swept {len(facts)} fact(s): {detail or 'nothing to do'}; {sink.summary()}")
+    filled = f"; filled {len(gaps)} gap(s) from slurmdbd" if gap_clusters else ""
+    click.echo(f"swept {len(facts)} fact(s): {detail or 'nothing to do'}{filled}; {sink.summary()}")
     if result.errors or sink.rejected:
         sys.exit(1)

@@ -226,3 +226,41 @@ def test_reconcile_needs_a_source(warehouse: tuple[str, Engine]) -> None:
         ],
     )
     assert bad.exit_code == 2 and "is not an ISO 8601 date" in bad.output
+
+
+@pytest.mark.mariadb
+def test_fill_gaps_lands_jobs_with_no_record(
+    warehouse: tuple[str, Engine], slurmdb_2505: AccountingDB
+) -> None:
+    url, engine = warehouse
+    ten = JobRecord(
+        cluster="localcluster",
+        job_id=10,
+        submit_time=at(1754540923),
+        start_time=at(1754542968),
+        end_time=at(1754546574),
+        state="TIMEOUT",
+    )
+    write_facts(engine, [unreconciled(ten)])
+    args = [
+        "reconcile",
+        "--since",
+        "2025-08-07T06:00:00Z",
+        "--db",
+        url,
+        "--accounting",
+        slurmdb_2505.url,
+        "--fill-gaps",
+        "localcluster",
+    ]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    # Jobs 11, 12 and 13 ended after 06:00 UTC and had no jobcomp record.
+    assert "swept 1 fact(s): match 1; filled 3 gap(s) from slurmdbd; inserted 3" in result.output
+    got = rows(url)
+    assert sorted(got) == [10, 11, 12, 13]
+    assert got[11][:2] == ("match", None) and got[12][4] == "oit"
+    again = CliRunner().invoke(cli, args)  # idempotent: nothing new
+    assert "filled 0 gap(s)" in again.output and "inserted 0" in again.output
+    hostile = CliRunner().invoke(cli, [*args[:-1], "x'; DROP TABLE fact_job; --"])
+    assert hostile.exit_code == 2 and "not a valid Slurm cluster name" in hostile.output
