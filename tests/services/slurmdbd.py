@@ -368,7 +368,7 @@ def slurm2205_jobs(slurm2205: Slurm2205) -> Iterator[SlurmJobs]:
         if not _wait(all_done, 120):
             raise RuntimeError(f"jobs did not finish: {stack.run('squeue')}")
 
-        # The final energy reaches the DB with the last step completion: wait for end times.
+        # The final energy reaches the DB with the last step completion: wait for it.
         def in_db() -> bool:
             out = stack.run(
                 "sacct",
@@ -377,16 +377,18 @@ def slurm2205_jobs(slurm2205: Slurm2205) -> Iterator[SlurmJobs]:
                 "-X",
                 "-a",
                 "-o",
-                "JobID,State,End",
+                "JobID,State,End,ConsumedEnergyRaw",
                 "-j",
                 ",".join(str(i) for i in ids.values()),
             )
             rows = [line.split("|") for line in out.splitlines() if line]
-            return len(rows) >= len(ids) + 1 and all(r[2] not in ("Unknown", "") for r in rows)
+            # The job's energy lands with its extern step, after the job row: wait for both.
+            return len(rows) >= len(ids) + 1 and all(
+                r[2] not in ("Unknown", "") and r[3] != "" for r in rows
+            )
 
         if not _wait(in_db, 60):
             raise RuntimeError("job rows did not reach slurmdbd")
-        time.sleep(3)  # the extern step completes after the job: let its energy land
     except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
         log = base / "run" / "slurmctld.log"
         tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
