@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 import sqlalchemy as sa
@@ -123,6 +123,7 @@ class _Cluster:
     step: sa.Table
     assoc: sa.Table
     assoc_rows: dict[int, tuple[str | None, str | None, tuple[str, ...]]]
+    absent: set[int] = field(default_factory=set)  # ids still missing after a reload
 
 
 def make_engine(url: str, *, timeout_s: float = 10.0) -> Engine:
@@ -151,6 +152,7 @@ class SlurmdbdSource:
         self._clusters: dict[str, _Cluster] = {}
         self._tres: dict[int, str] = {}
         self._qos: dict[int, str] = {}
+        self._absent_qos: set[int] = set()
         self.queries = 0  # round trips, for the benchmark and tests
 
     def close(self) -> None:
@@ -279,12 +281,16 @@ class SlurmdbdSource:
                         query = query.where(job.c.time_submit == time_submit)
                     rows.extend(self._execute(conn, query))
                 steps = self._steps(conn, info, [int(r.job_db_inx) for r in rows])
-                if any(
-                    r.id_assoc is not None and int(r.id_assoc) not in info.assoc_rows for r in rows
-                ):
+                # Reload a cached table when a row names an id it lacks; ids still missing
+                # after a reload (deleted associations, odd rows) do not trigger it again.
+                assoc_ids = {int(r.id_assoc) for r in rows if r.id_assoc is not None}
+                if assoc_ids - info.assoc_rows.keys() - info.absent:
                     self._load_assoc(conn, info)
-                if any(r.id_qos not in self._qos for r in rows if r.id_qos):
+                    info.absent |= assoc_ids - info.assoc_rows.keys()
+                qos_ids = {int(r.id_qos) for r in rows if r.id_qos}
+                if qos_ids - self._qos.keys() - self._absent_qos:
                     self._load_globals(conn)
+                    self._absent_qos |= qos_ids - self._qos.keys()
         except sa_exc.SQLAlchemyError as exc:
             raise self._unavailable(exc) from exc
         except (OSError, TimeoutError) as exc:

@@ -445,3 +445,13 @@ def test_stage_from_settings() -> None:
     assert stage_from_settings(a.url, settle_s=a.settle_seconds) is None
     stage = stage_from_settings("mysql+pymysql://r:s@127.0.0.1:1/db", settle_s=30, timeout_s=1)
     assert stage is not None and stage.settle_s == 30
+
+
+@pytest.mark.mariadb
+def test_missing_association_reloads_the_cache_once(odd_db: AccountingDB) -> None:
+    source = SlurmdbdSource(odd_db.url)
+    source.fetch("odd", [1])  # id_assoc 999 is not in the table: one reload
+    before = source.queries
+    source.fetch("odd", [1])
+    source.close()
+    assert source.queries - before == 2  # jobs + steps, no reload for the known-missing id
