@@ -200,6 +200,9 @@ class ReconcileStage:
         due: dict[str, list[Pending]] = {}
         for item in items:
             pending = item if isinstance(item, Pending) else self._new(item, now)
+            if pending.fact.record.event == "start":  # a job-start event is not a finished job
+                result.done.append(pending.fact)
+                continue
             if pending.next_at > now:
                 result.retry.append(pending)
                 continue

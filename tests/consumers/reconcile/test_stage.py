@@ -455,3 +455,9 @@ def test_missing_association_reloads_the_cache_once(odd_db: AccountingDB) -> Non
     source.fetch("odd", [1])
     source.close()
     assert source.queries - before == 2  # jobs + steps, no reload for the known-missing id
+
+
+def test_job_start_events_pass_through_unchecked() -> None:
+    start = rec("c", 70, 1000, 1010, 1100).replace(event="start", end_time=None, state=None)
+    out = ReconcileStage(SacctSource([ROW]), settle_s=600).run([fact_from_record(start)], at(1100))
+    assert out.retry == [] and out.done[0].reconciliation.status == "not_checked"
