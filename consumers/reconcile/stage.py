@@ -241,8 +241,14 @@ class ReconcileStage:
             by_inx = (
                 {r.job_db_inx: r for r in self.source.fetch_by_inx(cluster, inxs)} if inxs else {}
             )
+            # Records found by their job_db_inx need no second lookup by id.
+            rest = {
+                r.job_id
+                for r in records
+                if (i := record_inx(r)) is None or i not in by_inx or by_inx[i].id_job != r.job_id
+            }
             runs: dict[int, list[DbJob]] = {}
-            for row in self.source.fetch(cluster, {r.job_id for r in records}):
+            for row in self.source.fetch(cluster, rest) if rest else ():
                 runs.setdefault(row.id_job, []).append(row)
         except (AccountingError, ValueError, OSError) as exc:
             reason = f"accounting source unavailable for cluster {cluster!r}: {exc}"
