@@ -34,6 +34,7 @@ bench: venv                      ## every benchmark (figures: bench/README.md)
 	$(BIN)/python -m bench.normalize
 	$(BIN)/python -m bench.warehouse
 	$(BIN)/python -m bench.enrich
+	$(BIN)/python -m bench.reconcile
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -51,6 +51,11 @@ class AccountingSettings(BaseModel):
 
     url: str | None = None  # e.g. mysql+pymysql://reader:secret@dbd-host/slurm_acct_db
     settle_seconds: float = Field(600.0, ge=0)
+    #: Connect timeout (reads get 3x): an outage fails fast and lands facts as unreconciled.
+    timeout_s: float = Field(10.0, gt=0)
+    #: Retry delays while a job is not in slurmdbd yet: base x 2^(n-1), capped.
+    backoff_base_s: float = Field(5.0, gt=0)
+    backoff_cap_s: float = Field(300.0, gt=0)
 
 
 class ClusterSettings(BaseModel):

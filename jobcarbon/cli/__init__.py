@@ -20,6 +20,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "usage": ("jobcarbon.cli.usage", "usage", "Footprint totals per user or account."),
     "intensity": ("jobcarbon.cli.intensity", "intensity", "Fetch/import carbon-intensity series."),
     "recompute": ("jobcarbon.cli.recompute", "recompute", "Recompute footprints after revisions."),
+    "reconcile": (
+        "jobcarbon.cli.reconcile",
+        "reconcile",
+        "Reconcile unreconciled facts with slurmdbd (or sacct files).",
+    ),
+    "backfill-sacct": (
+        "jobcarbon.cli.backfill_sacct",
+        "backfill_sacct",
+        "Load history from sacct --json / sacct -P output.",
+    ),
 }
 
 
