@@ -117,6 +117,10 @@ if [ "$FULL" = 1 ]; then
     if [ ! -f "$STAMP" ]; then
         log "full build (make -j$JOBS), a few minutes the first time"
         make -C "$SRC" -j"$JOBS" >"$T/full-build.log" 2>&1 || { tail -40 "$T/full-build.log" >&2; exit 1; }
+        if grep -E 'warning:' "$T/full-build.log" >&2; then
+            echo "check.sh: the full build has compiler warnings (above)" >&2
+            exit 1
+        fi
         make -C "$SRC" install >"$T/install.log" 2>&1 || { tail -40 "$T/install.log" >&2; exit 1; }
         rm -f "$T"/inst/.installed-*
         touch "$STAMP"

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -225,6 +226,64 @@ def librdkafka_for_tansu(workdir: Path) -> Path | None:
     return target
 
 
+#: slurmd runs under this script in a private mount namespace: /sys becomes a tmpfs refilled
+#: with rbind mounts of the real /sys, plus the fake Cray counters at /sys/cray (sysfs itself
+#: refuses new directories). acct_gather_energy/pm_counters then reads real files we feed.
+_FAKE_SYS_SH = """\
+set -eu
+real=$1/realsys; cray=$1/cray; shift
+mkdir -p "$real"
+mount --rbind /sys "$real"
+mount -t tmpfs jc-sys /sys
+for d in "$real"/*; do
+    mkdir -p "/sys/$(basename "$d")"
+    mount --rbind "$d" "/sys/$(basename "$d")"
+done
+mkdir -p /sys/cray
+mount --bind "$cray" /sys/cray
+exec "$@"
+"""
+
+
+class PowerFeeder:
+    """Feeds /sys/cray/pm_counters at a constant node power: energy grows power_w J per s.
+
+    Files are written to a temp name and renamed (pm_counters must never read an empty file).
+    """
+
+    def __init__(self, cray_dir: Path, power_w: int = 100, start_j: int = 1_000_000) -> None:
+        self.dir = cray_dir / "pm_counters"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.power_w, self.start_j = power_w, start_j
+        self._t0 = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pm-counters", daemon=True)
+        self.write()
+
+    def write(self) -> None:
+        energy_j = self.start_j + int(self.power_w * (time.monotonic() - self._t0))
+        us = time.time_ns() // 1000
+        for name, text in (
+            ("energy", f"{energy_j} J {us} us\n"),
+            ("power", f"{self.power_w} W {us} us\n"),
+        ):
+            tmp = self.dir / f".{name}.tmp"
+            tmp.write_text(text)
+            tmp.rename(self.dir / name)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            self.write()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
+
+
 @dataclass
 class SlurmCluster:
     """slurmctld + slurmd of a full build, one node (this host), jobcomp/kafka to ``broker``.
@@ -240,7 +299,10 @@ class SlurmCluster:
     topic: str = "jobcarbon-test"
     cluster_name: str = "jctest"
     extra_conf: str = ""
+    #: Real node energy from fake Cray pm_counters at ``power_w`` (None: no energy plugin).
+    power_w: int | None = None
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    feeder: PowerFeeder | None = None
 
     @property
     def etc(self) -> Path:
@@ -264,6 +326,18 @@ class SlurmCluster:
             "linger.ms=50\nmessage.timeout.ms=30000\n"
         )
         host = socket.gethostname().split(".")[0]
+        if self.power_w is None:
+            accounting = "JobAcctGatherType=jobacct_gather/none\n"
+        else:
+            # PrologFlags=Contain: the extern step spans the job and carries its energy
+            # (without it a batch job without srun steps gets none).
+            accounting = (
+                "JobAcctGatherType=jobacct_gather/linux\n"
+                "JobAcctGatherFrequency=task=2,energy=2\n"
+                "AcctGatherEnergyType=acct_gather_energy/pm_counters\n"
+                "AcctGatherNodeFreq=2\n"
+                "PrologFlags=Contain\n"
+            )
         conf = f"""\
 ClusterName={self.cluster_name}
 SlurmctldHost={host}(127.0.0.1)
@@ -283,8 +357,7 @@ SlurmctldDebug=debug
 SlurmdDebug=debug
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-MpiDefault=none
+{accounting}MpiDefault=none
 ReturnToService=2
 MailProg=/bin/true
 CommunicationParameters=NoInAddrAny,NoCtldInAddrAny
@@ -311,9 +384,16 @@ PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
             [str(self.build.bin("slurmctld")), "-D", "-i"],
             env=ctld_env, stdout=(log / "slurmctld.out").open("wb"), stderr=subprocess.STDOUT,
         )  # fmt: skip
+        slurmd = [str(self.build.bin("slurmd")), "-D"]
+        if self.power_w is not None:
+            self.feeder = PowerFeeder(self.workdir / "cray", self.power_w)
+            self.feeder.start()
+            script = self.workdir / "fake-sys.sh"
+            script.write_text(_FAKE_SYS_SH)
+            slurmd = ["sh", str(script), str(self.workdir), *slurmd]
         self.procs["slurmd"] = subprocess.Popen(
-            ["unshare", "-m", "-p", "-f", "--mount-proc", "--kill-child",
-             str(self.build.bin("slurmd")), "-D"],
+            ["unshare", "-m", "--propagation", "private", "-p", "-f", "--mount-proc",
+             "--kill-child", *slurmd],
             env=self.env, stdout=(log / "slurmd.out").open("wb"), stderr=subprocess.STDOUT,
         )  # fmt: skip
 
@@ -376,6 +456,8 @@ PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        if self.feeder is not None:
+            self.feeder.stop()
 
 
 @pytest.fixture(scope="session")
@@ -392,7 +474,8 @@ def slurm_install() -> SlurmBuild:
 
 @pytest.fixture(scope="session")
 def slurm_cluster(slurm_install: SlurmBuild) -> Iterator[tuple[SlurmCluster, Broker]]:
-    """A running one-host cluster whose jobcomp/kafka sends to a tansu broker."""
+    """A running one-host cluster whose jobcomp/kafka sends to a tansu broker; its node
+    draws a constant 100 W through fake Cray pm_counters (real acct_gather_energy plugin)."""
     if os.geteuid() != 0:
         unavailable("the one-host Slurm cluster runs its daemons as root")
     if shutil.which("unshare") is None:
@@ -400,7 +483,7 @@ def slurm_cluster(slurm_install: SlurmBuild) -> Iterator[tuple[SlurmCluster, Bro
     with tempfile.TemporaryDirectory(prefix="jc-slurm-") as tmp:
         work = Path(tmp)
         with tansu_broker(work) as broker:
-            cluster = SlurmCluster(slurm_install, work, broker.bootstrap)
+            cluster = SlurmCluster(slurm_install, work, broker.bootstrap, power_w=100)
             broker.create_topic(cluster.topic)
             try:
                 cluster.start()

@@ -62,3 +62,27 @@ def test_captured_record_value_is_what_slurm_sent() -> None:
     assert b'"work_dir":"\\/' in value
     assert b"3=18446744073709551614" in value
     assert not value.endswith(b"\x00")  # 24.05+ sends no trailing NUL
+
+
+def test_captured_end_and_energy_update_pair() -> None:
+    """PrologFlags=Contain, 100 W fake pm_counters: the end record had no energy yet (the
+    extern step was still running); the energy_update record, same key, has it."""
+    end_value, end_meta = _load("energy-end")
+    update_value, update_meta = _load("energy-update")
+    assert end_meta["key"] == update_meta["key"]
+    cluster = str(end_meta["key"]).split(":")[0]
+    end = normalize_bytes(end_value, headers={"jobcarbon-schema": b"1"}, default_cluster=cluster)
+    update = normalize_bytes(
+        update_value, headers={"jobcarbon-schema": b"1"}, default_cluster=cluster
+    )
+    assert isinstance(end, JobRecord) and isinstance(update, JobRecord)
+    assert end.key == update.key
+    assert (end.event, end.energy_complete, end.energy_j) == ("end", False, None)
+    assert end.energy_status == EnergyStatus.MISSING
+    assert update.event == "energy_update" and update.energy_complete is True
+    assert update.energy_status == EnergyStatus.MEASURED
+    doc = json.loads(update_value)
+    # 100 W for the extern step's life (the job's elapsed seconds plus its cleanup).
+    assert update.energy_j is not None
+    assert 100 * (doc["elapsed"] - 1) <= update.energy_j <= 100 * (doc["elapsed"] + 8)
+    assert update.tres_alloc.get("energy") == update.energy_j
