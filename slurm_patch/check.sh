@@ -40,7 +40,7 @@ series_hash() { (cd "$HERE" && cat series $(series_files)) | sha256sum | cut -c1
 # --- unpack + Debian patches (once per source key) ---------------------------------
 if [ ! -f "$T/.unpacked" ]; then
     log "unpacking $(basename "$ORIG") + $(basename "$DEBTAR") into $T"
-    rm -rf "$T"
+    rm -rf "$T" "$CACHE"/tree-*     # trees of other source versions are stale
     mkdir -p "$SRC"
     tar -xzf "$ORIG" -C "$SRC" --strip-components=1
     rm -rf "$SRC/debian"

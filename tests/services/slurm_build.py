@@ -13,6 +13,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -199,6 +200,17 @@ def consume(bootstrap: str, topic: str, count: int, timeout_s: float = 30) -> li
     finally:
         consumer.close()
     return got
+
+
+def _signal_children(pid: int, sig: signal.Signals) -> None:
+    """Send ``sig`` to the direct children of ``pid`` (best effort)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return
+    for child in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(child), sig)
 
 
 def librdkafka_for_tansu(workdir: Path) -> Path | None:
@@ -450,6 +462,10 @@ PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
             proc = self.procs.pop(name, None)
             if proc is None:
                 continue
+            if name == "slurmd":
+                # unshare --fork ignores SIGTERM itself: signal slurmd, its child (pid 1 in
+                # the namespace, with a handler, so it receives it); all jobs end with it.
+                _signal_children(proc.pid, signal.SIGTERM)
             proc.terminate()
             try:
                 proc.wait(30)
