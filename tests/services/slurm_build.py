@@ -133,11 +133,12 @@ class Broker:
 
 
 @contextlib.contextmanager
-def tansu_broker(log_dir: Path) -> Iterator[Broker]:
-    """Start tansu, wait until it accepts connections, stop it afterwards."""
-    port = free_port()
+def tansu_broker(log_dir: Path, port: int | None = None) -> Iterator[Broker]:
+    """Start tansu (on ``port``, default a free one), wait until it accepts connections,
+    stop it afterwards."""
+    port = port or free_port()
     url = f"tcp://127.0.0.1:{port}"
-    log = (log_dir / "tansu.log").open("wb")
+    log = (log_dir / f"tansu-{port}.log").open("ab")
     proc = subprocess.Popen(
         [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
          "--storage-engine", "memory://tansu/"],
@@ -388,14 +389,7 @@ PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
         """Start slurmctld then slurmd, and wait until the node is idle."""
         self.write_config()
         log = self.workdir / "log"
-        ctld_env = self.env
-        rdkafka_dir = librdkafka_for_tansu(self.workdir)
-        if rdkafka_dir is not None:
-            ctld_env["LD_LIBRARY_PATH"] = str(rdkafka_dir)
-        self.procs["slurmctld"] = subprocess.Popen(
-            [str(self.build.bin("slurmctld")), "-D", "-i"],
-            env=ctld_env, stdout=(log / "slurmctld.out").open("wb"), stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        self.start_slurmctld()
         slurmd = [str(self.build.bin("slurmd")), "-D"]
         if self.power_w is not None:
             self.feeder = PowerFeeder(self.workdir / "cray", self.power_w)
@@ -417,6 +411,29 @@ PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
             _wait(node_idle, "slurm node", timeout_s, self.procs["slurmctld"])
         except (RuntimeError, TimeoutError) as exc:
             raise RuntimeError(f"{exc}\n{self.logs()}") from None
+
+    def start_slurmctld(self) -> None:
+        """Start (or restart) slurmctld with the configuration already written."""
+        ctld_env = self.env
+        rdkafka_dir = librdkafka_for_tansu(self.workdir)
+        if rdkafka_dir is not None:
+            ctld_env["LD_LIBRARY_PATH"] = str(rdkafka_dir)
+        out = (self.workdir / "log" / "slurmctld.out").open("ab")
+        self.procs["slurmctld"] = subprocess.Popen(
+            [str(self.build.bin("slurmctld")), "-D", "-i"],
+            env=ctld_env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+    def stop_slurmctld(self, timeout_s: float = 30) -> int:
+        """Stop slurmctld (SIGTERM: jobcomp/kafka flushes, then saves what it could not send
+        to its state file); returns its exit code."""
+        proc = self.procs.pop("slurmctld")
+        proc.terminate()
+        try:
+            return proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.wait()
 
     def client(self, name: str, *args: str, check: bool = True) -> str:
         """Run a Slurm client program (sbatch, squeue, scontrol, ...) against this cluster."""

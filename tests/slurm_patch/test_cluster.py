@@ -9,14 +9,23 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from datetime import UTC
+from pathlib import Path
 
 import pytest
 
 from consumers.ingest import normalize_bytes
 from schemas.job import EnergySource, EnergyStatus, JobRecord
 from tests.conftest import DATA
-from tests.services.slurm_build import Broker, KafkaMessage, SlurmCluster, consume
+from tests.services.slurm_build import (
+    Broker,
+    KafkaMessage,
+    SlurmBuild,
+    SlurmCluster,
+    consume,
+    tansu_broker,
+)
 
 # Needs the full Slurm build (about 4 min on an idle 2-core machine, 10 min under load)
 # on a fresh clone: kept out of the default CI run. `make test-slow` runs it.
@@ -107,3 +116,40 @@ def test_batch_job_end_record_then_energy_update(
         version = cluster.client("scontrol", "--version").split()[-1]
         for name, msg in (("energy-end", end_msg), ("energy-update", update_msg)):
             _save_fixture(name, msg.key, msg.headers, msg.value, version)
+
+
+def test_record_kept_while_broker_down_is_replayed_with_its_key(
+    slurm_install: SlurmBuild, tmp_path: Path
+) -> None:
+    """The key is derived from the payload when a message is produced, so a record that
+    slurmctld saved to its state file (broker down at shutdown) and replayed at the next start
+    keeps its key and header (the state file format is upstream's)."""
+    broker_cm = tansu_broker(tmp_path)
+    broker = broker_cm.__enter__()
+    port = broker.port
+    cluster = SlurmCluster(
+        slurm_install, tmp_path, broker.bootstrap, topic="replay", cluster_name="jcreplay"
+    )
+    try:
+        broker.create_topic(cluster.topic)
+        cluster.start()
+        broker_cm.__exit__(None, None, None)  # the broker goes away
+        job_id = cluster.sbatch("--wrap", "true")
+        assert cluster.wait_gone(job_id) == "COMPLETED"
+        time.sleep(1)  # the record is in librdkafka's queue, undeliverable
+        cluster.stop_slurmctld()
+        state = tmp_path / "state" / "jobcomp_kafka_state"
+        assert state.exists(), f"nothing saved to the state file\n{cluster.logs()}"
+
+        with tansu_broker(tmp_path, port=port) as broker2:
+            broker2.create_topic(cluster.topic)
+            cluster.start_slurmctld()  # replays the state file
+            messages = consume(broker2.bootstrap, cluster.topic, 1, timeout_s=40)
+            assert messages, f"nothing replayed\n{cluster.logs()}"
+            doc = json.loads(messages[0].value)
+            assert doc["jobid"] == job_id and doc["event"] == "end"
+            assert messages[0].key == f"jcreplay:{job_id}:{doc['submit_epoch']}".encode()
+            assert messages[0].headers == {"jobcarbon-schema": b"1"}
+    finally:
+        cluster.stop()
+        broker_cm.__exit__(None, None, None)
