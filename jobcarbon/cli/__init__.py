@@ -13,7 +13,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "synth": ("jobcarbon.cli.synth", "synth", "Write deterministic synthetic raw jobcomp records."),
     "normalize": ("jobcarbon.cli.normalize", "normalize", "Normalize raw jobcomp records."),
     "demo": ("jobcarbon.cli.demo", "demo", "Run the pipeline on the embedded default."),
+    "report": ("jobcarbon.cli.report", "report", "Validation report: Slurm energy vs meters."),
     "db": ("jobcarbon.cli.db", "db", "Create and migrate the warehouse schema."),
+    "load": ("jobcarbon.cli.load", "load", "Load normalized records into the warehouse."),
     "intensity": ("jobcarbon.cli.intensity", "intensity", "Fetch/import carbon-intensity series."),
     "recompute": ("jobcarbon.cli.recompute", "recompute", "Recompute footprints after revisions."),
 }
