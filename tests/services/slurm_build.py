@@ -20,9 +20,10 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -94,12 +95,15 @@ def tansu_binary() -> Path:
     return path
 
 
-def _wait(predicate: object, what: str, deadline_s: float, proc: subprocess.Popen[bytes]) -> None:
+def _wait(
+    predicate: Callable[[], bool], what: str, deadline_s: float, proc: subprocess.Popen[bytes]
+) -> None:
+    """Poll ``predicate`` until true; fail early if ``proc`` exits."""
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
         if proc.poll() is not None:
             raise RuntimeError(f"{what}: process exited with {proc.returncode}")
-        if predicate():  # type: ignore[operator]
+        if predicate():
             return
         time.sleep(0.2)
     raise TimeoutError(f"{what}: not ready after {deadline_s} s")
@@ -190,12 +194,16 @@ def consume(bootstrap: str, topic: str, count: int, timeout_s: float = 30) -> li
             msg = consumer.poll(0.5)
             if msg is None or msg.error():
                 continue
+            key, value = msg.key(), msg.value()
             got.append(
                 KafkaMessage(
-                    key=msg.key(),
-                    value=msg.value() or b"",
-                    headers={k: bytes(v or b"") for k, v in (msg.headers() or [])},
-                    partition=msg.partition(),
+                    key=key.encode() if isinstance(key, str) else key,
+                    value=value.encode() if isinstance(value, str) else (value or b""),
+                    headers={
+                        name: v.encode() if isinstance(v, str) else (v or b"")
+                        for name, v in cast(list[tuple[str, Any]], msg.headers() or [])
+                    },
+                    partition=msg.partition() or 0,
                 )
             )
     finally:
