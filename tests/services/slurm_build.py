@@ -250,6 +250,20 @@ def librdkafka_for_tansu(workdir: Path) -> Path | None:
 #: slurmd runs under this script in a private mount namespace: /sys becomes a tmpfs refilled
 #: with rbind mounts of the real /sys, plus the fake Cray counters at /sys/cray (sysfs itself
 #: refuses new directories). acct_gather_energy/pm_counters then reads real files we feed.
+#: Every daemon and client of a cluster runs under this script in a private mount namespace
+#: where /run/slurm, /run/slurmctld and /run/slurmdbd are the cluster's own directories:
+#: auth/slurm clients get their tokens from a "sack" socket at those fixed paths, so two
+#: clusters on one machine (parallel test runs) would otherwise sign with each other's keys.
+_PRIVATE_RUN_SH = """\
+set -eu
+work=$1; shift
+for d in slurm slurmctld slurmdbd; do
+    mkdir -p "$work/run/$d" "/run/$d"
+    mount --bind "$work/run/$d" "/run/$d"
+done
+exec "$@"
+"""
+
 _FAKE_SYS_SH = """\
 set -eu
 real=$1/realsys; cray=$1/cray; shift
@@ -311,7 +325,8 @@ class SlurmCluster:
 
     Daemons run as root in the foreground (``-D``) from ``Popen``, so the harness reaps them;
     slurmd runs in its own PID and mount namespace (``unshare --kill-child``) so that stopping
-    it ends every job step with it.
+    it ends every job step with it. Daemons and clients see the cluster's own /run/slurm*
+    (``in_namespace``), so parallel clusters on one machine do not share auth sockets.
     """
 
     build: SlurmBuild
@@ -393,18 +408,27 @@ PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
 """
         (self.etc / "slurm.conf").write_text(conf)
 
+    def in_namespace(self, *cmd: str) -> list[str]:
+        """``cmd`` wrapped to run in its own mount namespace with this cluster's /run/slurm*."""
+        script = self.workdir / "private-run.sh"
+        if not script.exists():
+            script.write_text(_PRIVATE_RUN_SH)
+        return ["unshare", "-m", "--propagation", "private", "sh", str(script),
+                str(self.workdir), *cmd]  # fmt: skip
+
     def start(self, timeout_s: float = 60) -> None:
         """Start slurmctld then slurmd, and wait until the node is idle."""
         self.write_config()
         log = self.workdir / "log"
         self.start_slurmctld()
-        slurmd = [str(self.build.bin("slurmd")), "-D"]
+        slurmd = ["sh", str(self.workdir / "private-run.sh"), str(self.workdir)]
+        slurmd += [str(self.build.bin("slurmd")), "-D"]
         if self.power_w is not None:
             self.feeder = PowerFeeder(self.workdir / "cray", self.power_w)
             self.feeder.start()
             script = self.workdir / "fake-sys.sh"
             script.write_text(_FAKE_SYS_SH)
-            slurmd = ["sh", str(script), str(self.workdir), *slurmd]
+            slurmd = [*slurmd[:3], "sh", str(script), str(self.workdir), *slurmd[3:]]
         self.procs["slurmd"] = subprocess.Popen(
             ["unshare", "-m", "--propagation", "private", "-p", "-f", "--mount-proc",
              "--kill-child", *slurmd],
@@ -428,7 +452,7 @@ PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
             ctld_env["LD_LIBRARY_PATH"] = str(rdkafka_dir)
         out = (self.workdir / "log" / "slurmctld.out").open("ab")
         self.procs["slurmctld"] = subprocess.Popen(
-            [str(self.build.bin("slurmctld")), "-D", "-i"],
+            self.in_namespace(str(self.build.bin("slurmctld")), "-D", "-i"),
             env=ctld_env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
 
@@ -446,7 +470,7 @@ PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
     def client(self, name: str, *args: str, check: bool = True) -> str:
         """Run a Slurm client program (sbatch, squeue, scontrol, ...) against this cluster."""
         proc = subprocess.run(
-            [str(self.build.bin(name)), *args],
+            self.in_namespace(str(self.build.bin(name)), *args),
             env=self.env, capture_output=True, text=True, timeout=60, cwd=self.workdir / "jobs",
         )  # fmt: skip
         if check and proc.returncode != 0:

@@ -153,3 +153,33 @@ def test_record_kept_while_broker_down_is_replayed_with_its_key(
     finally:
         cluster.stop()
         broker_cm.__exit__(None, None, None)
+
+
+def test_cancelled_job_gets_its_energy_in_an_update(
+    slurm_cluster: tuple[SlurmCluster, Broker],
+) -> None:
+    """scancel: slurmctld writes the record when it decides the job ended, before the job's
+    steps are killed; their energy only arrives afterwards, in the energy_update record."""
+    cluster, broker = slurm_cluster
+    job_id = cluster.sbatch("--job-name=jc-cancel", "--wrap", "sleep 60")
+    deadline = time.monotonic() + 30
+    while "RUNNING" not in cluster.client("squeue", "-h", "-j", str(job_id), "-o", "%T"):
+        assert time.monotonic() < deadline, "job did not start"
+        time.sleep(0.3)
+    time.sleep(3)  # let the counters give it some energy
+    cluster.client("scancel", str(job_id))
+    assert cluster.wait_gone(job_id) == "CANCELLED"
+
+    mine = [
+        m
+        for m in consume(broker.bootstrap, cluster.topic, 100, timeout_s=20)
+        if json.loads(m.value)["jobid"] == job_id
+    ]
+    by_event = {json.loads(m.value)["event"]: m for m in mine}
+    assert set(by_event) == {"end", "energy_update"}, [m.value for m in mine]
+    end = _normalized(by_event["end"], cluster)
+    update = _normalized(by_event["energy_update"], cluster)
+    assert end.state == update.state == "CANCELLED"
+    assert end.energy_complete is False and update.energy_complete is True
+    assert update.energy_j is not None and update.elapsed_s is not None
+    assert 100 * (update.elapsed_s - 1) <= update.energy_j <= 100 * (update.elapsed_s + 8)
