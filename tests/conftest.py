@@ -21,6 +21,8 @@ pytest_plugins: list[str] = [
     "tests.services.http_script",
     "tests.services.mariadb",
     "tests.services.slurmdbd",
+
+    "tests.services.slurm_build",
 ]
 
 
