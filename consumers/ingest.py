@@ -6,6 +6,7 @@ path all call ``normalize_bytes``. Every input ends as exactly one of the two re
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -368,7 +369,8 @@ def _normalize_bytes(
     if b"\\u0000" in body:
         # Slurm's strings are C strings: an escaped NUL means a corrupt record, and
         # PostgreSQL text cannot hold it.
-        where = _find_nul(orjson.loads(body)) or "<record>"
+        # The stdlib parser reads everything the model accepted (Infinity, NaN, big ints).
+        where = _find_nul(json.loads(body)) or "<record>"
         return Rejection(Reason.NUL_IN_STRING, f"field {where} contains a NUL character", raw_bytes)
 
     patch_schema = None

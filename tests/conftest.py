@@ -21,7 +21,6 @@ pytest_plugins: list[str] = [
     "tests.services.http_script",
     "tests.services.mariadb",
     "tests.services.slurmdbd",
-
     "tests.services.slurm_build",
 ]
 
