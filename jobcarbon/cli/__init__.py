@@ -13,6 +13,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "synth": ("jobcarbon.cli.synth", "synth", "Write deterministic synthetic raw jobcomp records."),
     "normalize": ("jobcarbon.cli.normalize", "normalize", "Normalize raw jobcomp records."),
     "demo": ("jobcarbon.cli.demo", "demo", "Run the pipeline on the embedded default."),
+    "broker": ("jobcarbon.cli.broker", "broker", "Run the embedded Kafka-compatible broker."),
+    "replay": ("jobcarbon.cli.replay", "replay", "Produce raw jobcomp records to the broker."),
 }
 
 
