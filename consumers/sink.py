@@ -4,12 +4,18 @@ isolate what it will never accept, so one poison record never blocks a partition
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from schemas.fact import JobFact
 
-#: Writes a batch of facts in one transaction, idempotently on the natural key.
-FactWriter = Callable[[Sequence[JobFact]], Any]
+#: A fact the warehouse refused: (job ``cluster:job_id:submit_epoch``, reason).
+SinkRejection = tuple[str, str]
+#: Writes a batch of facts idempotently on the natural key; returns the refused ones.
+FactWriter = Callable[[Sequence[JobFact]], Sequence[SinkRejection]]
+
+
+def job_label(fact: JobFact) -> str:
+    """The job as the warehouse names it: ``cluster:job_id:submit_epoch`` (``?`` if unknown)."""
+    return ":".join("?" if part is None else str(part) for part in fact.record.key)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -32,21 +38,38 @@ def is_transient(exc: BaseException) -> bool:
     )
 
 
-def write_isolating(
-    write: FactWriter, facts: Sequence[JobFact]
-) -> list[tuple[JobFact, BaseException]]:
-    """Write ``facts``; when the database rejects the batch for its data, split it in halves
-    until the rejected facts are found. Returns those with their errors (for the DLQ);
-    transient errors propagate so the caller retries the whole batch."""
+def write_isolating(write: FactWriter, facts: Sequence[JobFact]) -> list[SinkRejection]:
+    """Write ``facts``; the writer's own rejections are returned, and when the writer raises
+    for the data (not a transient error) the batch is split in halves until the failing
+    facts are found. Transient errors propagate so the caller retries the whole batch."""
     if not facts:
         return []
     try:
-        write(facts)
-        return []
+        return list(write(facts))
     except Exception as exc:
         if is_transient(exc):
             raise
         if len(facts) == 1:
-            return [(facts[0], exc)]
+            return [(job_label(facts[0]), f"{type(exc).__name__}: {exc}")]
     middle = len(facts) // 2
     return write_isolating(write, facts[:middle]) + write_isolating(write, facts[middle:])
+
+
+def warehouse_writer(
+    url: str, *, default_cluster: str | None = None, migrate: bool = True
+) -> FactWriter:
+    """A writer landing facts in the warehouse at ``url`` through ``warehouse.sink``
+    (migrated to head first unless ``migrate`` is False)."""
+    from warehouse import migrate as migrations
+    from warehouse.engine import make_engine
+    from warehouse.sink import write_facts
+
+    engine = make_engine(url)
+    if migrate:
+        migrations.upgrade(engine)
+
+    def write(facts: Sequence[JobFact]) -> list[SinkRejection]:
+        result = write_facts(engine, facts, default_cluster=default_cluster)
+        return [(r.job, r.reason) for r in result.rejected]
+
+    return write

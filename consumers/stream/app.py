@@ -25,7 +25,7 @@ from consumers.ingest import Rejection
 from consumers.kafka.config import faust_broker_settings
 from consumers.kafka.follower import TopicFollower
 from consumers.kafka.serializers import dlq_message, header_map, normalized_message
-from consumers.sink import FactWriter, write_isolating
+from consumers.sink import FactWriter, SinkRejection, job_label, write_isolating
 from consumers.stream.metrics import StreamMetrics
 from consumers.stream.state import LocalState
 from jobcarbon.settings import Settings
@@ -53,6 +53,7 @@ class StreamApp:
         web_port: int | None = None,
         stages: pipeline.Stages | None = None,
         follow_state: bool = True,
+        log_config: dict[str, Any] | None = None,
     ) -> None:
         kafka = settings.kafka
         self.settings = settings
@@ -79,6 +80,7 @@ class StreamApp:
             key_serializer="raw",
             value_serializer="raw",
             store="memory://",
+            logging_config=log_config,
             producer_linger=0.005,
             stream_buffer_maxsize=max(4096, 4 * kafka.sink_batch_max),
         )
@@ -149,9 +151,11 @@ class StreamApp:
                 else:
                     facts.append(result)
             rejected = await self._write(facts)
-            for fact, error in rejected:
-                detail = f"{type(error).__name__}: {error}"
-                dead.append((Rejection(SINK_REJECTED, detail, fact.record.to_json()), None))
+            if rejected:
+                raw_of = {job_label(f): f.record.to_json() for f in facts}
+                for job, reason in rejected:
+                    raw = raw_of.get(job, job.encode())
+                    dead.append((Rejection(SINK_REJECTED, reason, raw), None))
             for rejection, message in dead:
                 await self._dead_letter("sink", rejection, message)
             m.records_out.labels("sink").inc(len(facts) - len(rejected))
@@ -196,7 +200,7 @@ class StreamApp:
             },
         )
 
-    async def _write(self, facts: list[JobFact]) -> list[tuple[JobFact, BaseException]]:
+    async def _write(self, facts: list[JobFact]) -> list[SinkRejection]:
         """Write in the database thread until it succeeds; transient errors are retried with
         backoff (never skipped). If the worker is stopped meanwhile, the write in flight is
         allowed to finish before the batch is acknowledged."""
@@ -244,6 +248,7 @@ def create_app(
     web_port: int | None = None,
     stages: pipeline.Stages | None = None,
     follow_state: bool = True,
+    log_config: dict[str, Any] | None = None,
 ) -> StreamApp:
     """Build the worker app from settings; ``writer`` lands a batch of facts."""
     return StreamApp(
@@ -253,4 +258,5 @@ def create_app(
         web_port=web_port,
         stages=stages,
         follow_state=follow_state,
+        log_config=log_config,
     )

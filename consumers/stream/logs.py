@@ -27,15 +27,20 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         for key, value in vars(record).items():
-            if key not in _STANDARD and not key.startswith("_"):
+            if key not in _STANDARD and not key.startswith("_") and value not in ("", None):
                 doc[key] = value
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(doc, default=str).decode()
 
 
-def json_handler(stream: Any = None) -> logging.Handler:
-    """A stream handler (stderr by default) that writes JSON lines."""
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    return handler
+def logging_config(level: str = "INFO") -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` document: every logger as JSON lines on stderr
+    (given to faust as ``logging_config`` so it replaces mode's coloured console output)."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": f"{__name__}.JsonFormatter"}},
+        "handlers": {"json": {"class": "logging.StreamHandler", "formatter": "json"}},
+        "root": {"level": level.upper(), "handlers": ["json"]},
+    }

@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("jobcarbon.cli.demo", "demo", "Run the pipeline on the embedded default."),
     "broker": ("jobcarbon.cli.broker", "broker", "Run the embedded Kafka-compatible broker."),
     "replay": ("jobcarbon.cli.replay", "replay", "Produce raw jobcomp records to the broker."),
+    "worker": ("jobcarbon.cli.worker", "worker", "Run a stream worker (ingest -> warehouse)."),
     "db": ("jobcarbon.cli.db", "db", "Create and migrate the warehouse schema."),
 }
 
