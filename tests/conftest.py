@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("JOBCARBON_SHARED", REPO.parent / "shared"))
 DATA = Path(__file__).resolve().parent / "data"
 
-pytest_plugins: list[str] = ["tests.services.postgres"]
+pytest_plugins: list[str] = ["tests.services.postgres", "tests.services.broker"]
 
 
 def require_services() -> bool:

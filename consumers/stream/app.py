@@ -100,7 +100,11 @@ class StreamApp:
         self.dlq = topic(kafka.topic_dlq)
         self.app.agent(self.raw, name="ingest")(self.ingest_agent)
         self.app.agent(self.normalized, name="sink")(self.sink_agent)
-        self.app.page("/metrics")(self.metrics_page)
+
+        async def metrics_view(view: Any, request: Any) -> Any:  # faust binds ``view``
+            return await self.metrics_page(view, request)
+
+        self.app.page("/metrics")(metrics_view)
         self.app.task(self.start_state)
 
     # -- shells ---------------------------------------------------------------------------
@@ -170,7 +174,11 @@ class StreamApp:
     async def metrics_page(self, web: Any, request: Any) -> Any:
         """``GET /metrics``: Prometheus text format, lag refreshed at scrape time."""
         self._update_lag()
-        return web.bytes(self.metrics.render(), content_type="text/plain; version=0.0.4")
+        # aiohttp refuses parameters in content_type=; the full type goes in as a header.
+        return web.bytes(
+            self.metrics.render(),
+            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
+        )
 
     async def start_state(self) -> None:
         """Start following the state topics (a background thread) for the worker's life."""
