@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "broker": ("jobcarbon.cli.broker", "broker", "Run the embedded Kafka-compatible broker."),
     "replay": ("jobcarbon.cli.replay", "replay", "Produce raw jobcomp records to the broker."),
     "worker": ("jobcarbon.cli.worker", "worker", "Run a stream worker (ingest -> warehouse)."),
+    "backfill": ("jobcarbon.cli.backfill", "backfill", "Load raw history into the warehouse."),
     "db": ("jobcarbon.cli.db", "db", "Create and migrate the warehouse schema."),
 }
 

@@ -123,9 +123,9 @@ class Worker:
         self.port = free_port()
         self.log_path = log_dir / f"{name}.log"
         self._log = self.log_path.open("wb")
+        args = ["worker", "--web-port", str(self.port), "--no-migrate", "--loglevel", "warning"]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "jobcarbon", "worker", "--web-port", str(self.port)]
-            + ["--no-migrate", "--loglevel", "warning"],
+            [sys.executable, "-m", "jobcarbon", *args],
             env={**os.environ, **env, "JOBCARBON_WAREHOUSE__URL": warehouse_url},
             cwd=REPO,
             stdout=self._log,
@@ -137,10 +137,14 @@ class Worker:
             return str(r.read().decode())
 
     def counter(self, name: str, **labels: str) -> float:
-        """The value of one sample (0 when absent)."""
-        want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+        """The value of one sample (0 when absent or the worker is not serving yet)."""
+        try:
+            text = self.metrics()
+        except OSError:
+            return 0.0
+        want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
         prefix = f"{name}{{{want}}}" if want else name
-        for line in self.metrics().splitlines():
+        for line in text.splitlines():
             if line.startswith(prefix + " "):
                 return float(line.split()[-1])
         return 0.0
