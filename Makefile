@@ -32,7 +32,11 @@ services:                        ## install the real services the tests start (i
 
 bench: venv                      ## every benchmark (figures: bench/README.md)
 	$(BIN)/python -m bench.normalize
+<<<<<<< HEAD
 	$(BIN)/python -m bench.stream
+=======
+	$(BIN)/python -m bench.enrich
+>>>>>>> main
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

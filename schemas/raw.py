@@ -19,14 +19,21 @@ is derived from the model's own declarations and hands anything unusual back to 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Annotated, Any, Final
 
 import msgspec
-import orjson
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 
 NO_VAL16: Final = 0xFFFE
@@ -124,7 +131,8 @@ DbIndex = Annotated[int | None, Field(ge=0, le=INFINITE64), BeforeValidator(deci
 class RawJobcompRecord(BaseModel):
     """One record from ``jobcomp_common_job_record_to_data()`` (plus CSCS and jobcarbon fields)."""
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
+    # Wire keys only: "end" is an unknown key, not "@end" (the fast path agrees).
+    model_config = ConfigDict(extra="allow", frozen=True)
 
     jobid: int = Field(ge=1, lt=NO_VAL)
     sluid: str | None = None
@@ -194,6 +202,19 @@ class RawJobcompRecord(BaseModel):
     event: str | None = None
     exclusive: bool | None = None
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_python_names_as_extra(cls, data: Any, handler: Any) -> Any:
+        # A wire key equal to the Python name of an aliased field ("end" for "@end") is an
+        # unknown key; pydantic would silently drop it, the contract keeps it.
+        if isinstance(data, dict):
+            clashes = {k: data[k] for k in _ALIASED_NAMES if k in data}
+            if clashes:
+                model = handler({k: v for k, v in data.items() if k not in clashes})
+                model.__pydantic_extra__.update(clashes)
+                return model
+        return handler(data)
+
     @property
     def extra_fields(self) -> dict[str, Any]:
         """Keys Slurm sent that this model does not know, kept as they came."""
@@ -203,6 +224,10 @@ class RawJobcompRecord(BaseModel):
         """Every field by model name, absent ones as None (what ``fast_fields`` returns)."""
         return {name: getattr(self, name) for name in type(self).model_fields}
 
+
+_ALIASED_NAMES: Final = frozenset(
+    name for name, info in RawJobcompRecord.model_fields.items() if info.alias
+)
 
 # ---------------------------------------------------------------------------------------
 # The fast path: a msgspec struct generated from the model's declarations (types, aliases,
@@ -304,6 +329,13 @@ _SENTINEL_GROUPS: Final = [
 ]
 
 
+# Rules that change a value's type: the fast path checks what they return, since the struct
+# let the looser input type through (the model's own type check comes after the rule).
+_RESULT_CHECKS: Final[dict[Callable[[Any], Any], Callable[[Any], bool]]] = {
+    decimal_string_to_int: lambda v: type(v) is int and 0 <= v <= INFINITE64,
+}
+
+
 def _apply_rules(fields: dict[str, Any]) -> dict[str, Any] | None:
     for sentinels, names in _SENTINEL_GROUPS:
         for name in names:
@@ -311,10 +343,14 @@ def _apply_rules(fields: dict[str, Any]) -> dict[str, Any] | None:
                 fields[name] = None
     try:
         for rule, names in _RULE_GROUPS:
+            check = _RESULT_CHECKS.get(rule)
             for name in names:
                 value = fields[name]
                 if value is not None:
-                    fields[name] = rule(value)
+                    value = rule(value)
+                    if check is not None and not check(value):
+                        return None
+                    fields[name] = value
     except ValueError:
         return None
     return fields
@@ -329,10 +365,12 @@ def fast_fields(body: bytes) -> tuple[dict[str, Any], dict[str, Any]] | None:
     except msgspec.ValidationError as exc:
         if "unknown field" not in str(exc):
             return None
-        # Unknown keys (a newer Slurm, a site patch): split them off and keep them.
+        # Unknown keys (a newer Slurm, a site patch): split them off and keep them. The
+        # stdlib parser keeps integers of any size exact, as the model does (orjson would
+        # turn those above 64 bits into floats).
         try:
-            doc = orjson.loads(body)
-        except orjson.JSONDecodeError:
+            doc = json.loads(body)
+        except (ValueError, RecursionError):
             return None
         if type(doc) is not dict:
             return None

@@ -16,7 +16,11 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("JOBCARBON_SHARED", REPO.parent / "shared"))
 DATA = Path(__file__).resolve().parent / "data"
 
-pytest_plugins: list[str] = ["tests.services.postgres", "tests.services.broker"]
+pytest_plugins: list[str] = [
+    "tests.services.postgres",
+    "tests.services.http_script",
+    "tests.services.broker",
+]
 
 
 def require_services() -> bool:

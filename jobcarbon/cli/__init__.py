@@ -17,7 +17,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "replay": ("jobcarbon.cli.replay", "replay", "Produce raw jobcomp records to the broker."),
     "worker": ("jobcarbon.cli.worker", "worker", "Run a stream worker (ingest -> warehouse)."),
     "backfill": ("jobcarbon.cli.backfill", "backfill", "Load raw history into the warehouse."),
+    "report": ("jobcarbon.cli.report", "report", "Validation report: Slurm energy vs meters."),
     "db": ("jobcarbon.cli.db", "db", "Create and migrate the warehouse schema."),
+    "load": ("jobcarbon.cli.load", "load", "Load normalized records into the warehouse."),
+    "intensity": ("jobcarbon.cli.intensity", "intensity", "Fetch/import carbon-intensity series."),
+    "recompute": ("jobcarbon.cli.recompute", "recompute", "Recompute footprints after revisions."),
 }
 
 
