@@ -1,20 +1,23 @@
 """The pure pipeline: raw jobcomp bytes -> ``JobRecord`` | ``Rejection`` -> ``JobFact``.
 
 No Kafka, no database, no clock: the faust agents, ``jobcarbon backfill`` and the demo call
-these functions and only move data. The enrich and reconcile stages are seams: each is one
-module-level name (``ENRICH``, ``RECONCILE``) that the carbon-intensity and reconciliation
-work replaces with its own function, a one-line change each. Until then they pass facts
-through unchanged, and the fact's provenance says so: ``footprint`` is None (not enriched)
-and ``reconciliation.status`` is ``"not_checked"``.
+these functions and only move data. The enrich and reconcile stages are seams: ``Stages``
+holds one callable each and ``stages_for`` (the one place the shells get them from) picks the
+real ones. Enrich is the carbon-intensity stage (``consumers.enrich.adapter.make_stage``) over
+the worker's local state; reconcile is not wired yet and passes facts through, so their
+provenance says ``reconciliation.status == "not_checked"``. Wiring it is a one-line change in
+``stages_for``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from consumers.ingest import Rejection, normalize_bytes
 from consumers.state import EnrichmentState
+from jobcarbon.settings import Settings
 from schemas.fact import JobFact, fact_from_record
 from schemas.job import JobRecord
 
@@ -42,17 +45,21 @@ def reconcile_not_wired(fact: JobFact) -> JobFact:
     return fact
 
 
-#: The stage functions (replace with the real ones as they land).
-ENRICH: Enrich = enrich_not_wired
-RECONCILE: Reconcile = reconcile_not_wired
-
-
 @dataclass(frozen=True, slots=True)
 class Stages:
-    """The stage functions one shell runs with (the defaults are the module's)."""
+    """The stage functions one shell runs with (default: both pass facts through)."""
 
-    enrich: Enrich = ENRICH
-    reconcile: Reconcile = RECONCILE
+    enrich: Enrich = enrich_not_wired
+    reconcile: Reconcile = reconcile_not_wired
+
+
+def stages_for(settings: Settings, clock: Callable[[], datetime]) -> Stages:
+    """The stages every shell runs: carbon-intensity enrichment from local state (no remote
+    call per record); reconciliation with slurmdbd not wired yet. ``clock`` stamps
+    ``computed_at`` and stays outside the pure stages."""
+    from consumers.enrich.adapter import make_stage
+
+    return Stages(enrich=make_stage(settings, clock), reconcile=reconcile_not_wired)
 
 
 def ingest(

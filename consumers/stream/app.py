@@ -15,6 +15,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,7 @@ class StreamApp:
         kafka = settings.kafka
         self.settings = settings
         self.writer = writer
-        self.stages = stages or pipeline.Stages()
+        self.stages = stages or pipeline.stages_for(settings, clock=lambda: datetime.now(UTC))
         self.metrics = StreamMetrics()
         self.state = LocalState(kafka.topic_intensity, kafka.topic_power)
         self.positions: dict[tuple[str, int], int] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import IO
 
 import click
@@ -17,12 +18,16 @@ from schemas.fact import JobFact
 
 
 def _batches(
-    lines: Iterator[bytes], state: EnrichmentState, default_cluster: str | None, size: int
+    lines: Iterator[bytes],
+    state: EnrichmentState,
+    stages: pipeline.Stages,
+    default_cluster: str | None,
+    size: int,
 ) -> Iterator[tuple[list[JobFact], list[Rejection]]]:
     facts: list[JobFact] = []
     rejections: list[Rejection] = []
     for line in lines:
-        result = pipeline.process(line, state, default_cluster=default_cluster)
+        result = pipeline.process(line, state, default_cluster=default_cluster, stages=stages)
         if isinstance(result, Rejection):
             rejections.append(result)
         else:
@@ -80,9 +85,9 @@ def backfill(
     result = SinkResult()
     n_rejected = 0
     with bar:
-        for facts, rejections in _batches(
-            lines(), EnrichmentState(), settings.default_cluster, size
-        ):
+        stages = pipeline.stages_for(settings, clock=lambda: datetime.now(UTC))
+        batches = _batches(lines(), EnrichmentState(), stages, settings.default_cluster, size)
+        for facts, rejections in batches:
             result += write_facts(engine, facts, default_cluster=settings.default_cluster)
             n_rejected += len(rejections)
             if rejects is not None:

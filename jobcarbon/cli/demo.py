@@ -122,8 +122,4 @@ def demo(
                 )
             )
             click.echo()
-        click.echo(
-            "CO2e is '-' until the enrich stage is wired (footprint provenance: not enriched).",
-            err=True,
-        )
         engine.dispose()

@@ -10,16 +10,19 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 from sqlalchemy import Engine, text
 
-from consumers.ingest import Rejection, normalize_bytes
+from consumers import pipeline
+from consumers.ingest import Rejection
 from consumers.kafka.broker import free_port
+from consumers.state import EnrichmentState
+from jobcarbon.settings import Settings
 from jobcarbon.synth import choose_versions, generate_jobs, kafka_key_and_headers, record_dict
 from jobcarbon.synth import render as render_job
-from schemas.fact import fact_from_record
 from warehouse import migrate
 from warehouse.engine import make_engine
 from warehouse.sink import write_facts
@@ -78,11 +81,12 @@ def expected_warehouse(values: Iterable[bytes], path: Path) -> Engine:
     """The warehouse the same records give through the pure functions and the sink, with
     no broker in between: what the stream must match exactly."""
     engine = make_engine(migrated_sqlite(path))
+    stages = pipeline.stages_for(Settings(), clock=lambda: datetime(2026, 1, 1, tzinfo=UTC))
     facts = []
     for value in values:
-        result = normalize_bytes(value)
+        result = pipeline.process(value, EnrichmentState(), stages=stages)
         if not isinstance(result, Rejection):
-            facts.append(fact_from_record(result))
+            facts.append(result)
     write_facts(engine, facts)
     return engine
 
@@ -90,8 +94,11 @@ def expected_warehouse(values: Iterable[bytes], path: Path) -> Engine:
 def totals(engine: Engine) -> dict[str, object]:
     """Counts and sums that must agree between two warehouses."""
     with engine.connect() as conn:
-        jobs, energy = conn.execute(
-            text("SELECT count(*), coalesce(sum(energy_it_j), 0) FROM fact_job")
+        jobs, energy, co2e = conn.execute(
+            text(
+                "SELECT count(*), coalesce(sum(energy_it_j), 0), coalesce(sum(co2e_g), 0) "
+                "FROM fact_job"
+            )
         ).one()
         per_user = conn.execute(
             text(
@@ -99,7 +106,12 @@ def totals(engine: Engine) -> dict[str, object]:
                 "JOIN dim_user u ON u.id = f.user_id GROUP BY u.name ORDER BY u.name"
             )
         ).all()
-    return {"jobs": jobs, "energy_j": energy, "per_user": [tuple(r) for r in per_user]}
+    return {
+        "jobs": jobs,
+        "energy_j": energy,
+        "co2e_g": round(float(co2e), 3),  # float sums: order of addition differs
+        "per_user": [tuple(r) for r in per_user],
+    }
 
 
 def fact_count(engine: Engine) -> int:
