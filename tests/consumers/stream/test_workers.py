@@ -28,6 +28,7 @@ from tests.consumers.stream.harness import (
     totals,
     wait_for,
 )
+from warehouse import migrate
 from warehouse.engine import make_engine
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(240)]
@@ -158,3 +159,30 @@ def _ready(worker: Worker) -> bool:
     except OSError:
         return False
     return True
+
+
+@pytest.mark.postgres
+def test_two_workers_land_exact_totals_in_postgresql(
+    kafka: KafkaSettings,
+    kafka_env: dict[str, str],
+    workers: list[Worker],
+    tmp_path: Path,
+    pg_database: str,
+) -> None:
+    engine = make_engine(pg_database)
+    migrate.upgrade(engine)
+    messages = synth_messages(400, seed=15)
+    produce(kafka, messages + messages[:50])
+    expected = expected_warehouse([v for _, v, _ in messages], tmp_path / "expected.db")
+    workers.append(Worker(kafka_env, pg_database, tmp_path, "w1"))
+    workers.append(Worker(kafka_env, pg_database, tmp_path, "w2"))
+    wait_for(lambda: fact_count(engine) >= fact_count(expected), 120, "all facts")
+    wait_for(
+        lambda: (
+            sum(w.counter("jobcarbon_records_in_total", stage="sink") for w in workers)
+            >= len(messages) + 50
+        ),
+        60,
+        "the resent records",
+    )
+    assert totals(engine) == totals(expected)
