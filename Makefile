@@ -32,11 +32,8 @@ services:                        ## install the real services the tests start (i
 
 bench: venv                      ## every benchmark (figures: bench/README.md)
 	$(BIN)/python -m bench.normalize
-<<<<<<< HEAD
-	$(BIN)/python -m bench.stream
-=======
 	$(BIN)/python -m bench.enrich
->>>>>>> main
+	$(BIN)/python -m bench.stream
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
