@@ -79,13 +79,15 @@ def to_fact(
     ``raw`` is the normalized record as JSON (the original bytes stay with the ingest DLQ)."""
     stages = stages or Stages()
     fact = fact_from_record(record)
+    # Any exception, not just the expected ones: a record a stage cannot handle is dead-
+    # lettered, never allowed to crash the shell (a crashed agent would lose its batch).
     try:
         fact = stages.enrich(fact, state)
-    except (StageError, ValueError, ArithmeticError) as exc:
+    except Exception as exc:
         return Rejection(ENRICH_FAILED, f"{type(exc).__name__}: {exc}", record.to_json())
     try:
         return stages.reconcile(fact)
-    except (StageError, ValueError, ArithmeticError) as exc:
+    except Exception as exc:
         return Rejection(RECONCILE_FAILED, f"{type(exc).__name__}: {exc}", record.to_json())
 
 

@@ -147,8 +147,9 @@ class StreamApp:
             for event in events:
                 try:
                     record = decode_job_record(event.value)
-                except JobRecordError as exc:
-                    dead.append((Rejection(UNDECODABLE_AVRO, str(exc), event.value), event.message))
+                except (JobRecordError, TypeError, KeyError) as exc:
+                    detail = f"{type(exc).__name__}: {exc}"
+                    dead.append((Rejection(UNDECODABLE_AVRO, detail, event.value), event.message))
                     continue
                 result = pipeline.to_fact(record, snapshot, self.stages)
                 if isinstance(result, Rejection):

@@ -71,3 +71,25 @@ def test_split_keeps_input_order() -> None:
     facts, rejections = pipeline.split(results)
     assert [f.record.job_id for f in facts] == [generate_jobs(1, s)[0].job_id for s in (1, 2)]
     assert [r.reason for r in rejections] == ["empty", "not_an_object"]
+
+
+def test_an_unexpected_exception_in_a_stage_is_dead_lettered_not_raised() -> None:
+    def enrich(fact: JobFact, state: EnrichmentState) -> JobFact:
+        raise KeyError("zone")  # a bug in a stage must not crash the worker and lose a batch
+
+    result = pipeline.process(raw(), STATE, stages=pipeline.Stages(enrich=enrich))
+    assert isinstance(result, Rejection)
+    assert result.reason == pipeline.ENRICH_FAILED and "KeyError" in result.detail
+
+
+def test_the_wired_enrich_stage_gives_a_footprint_from_local_state() -> None:
+    from datetime import UTC, datetime
+
+    from jobcarbon.settings import Settings
+
+    clock = datetime(2026, 1, 1, tzinfo=UTC)
+    stages = pipeline.stages_for(Settings(), clock=lambda: clock)
+    fact = pipeline.process(raw(), STATE, stages=stages)
+    assert isinstance(fact, JobFact) and fact.footprint is not None
+    assert fact.footprint.computed_at == clock
+    assert fact.reconciliation.status == "not_checked"
