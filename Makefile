@@ -35,6 +35,7 @@ bench: venv                      ## every benchmark (figures: bench/README.md)
 	$(BIN)/python -m bench.warehouse
 	$(BIN)/python -m bench.enrich
 	$(BIN)/python -m bench.reconcile
+	$(BIN)/python -m bench.stream
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

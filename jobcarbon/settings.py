@@ -37,6 +37,15 @@ class KafkaSettings(BaseModel):
     consumer_group: str = "jobcarbon"
     #: Extra librdkafka properties (``security.protocol``, ``sasl.*``, ...).
     client_properties: dict[str, str] = {}
+    #: Stream workers (faust): group timeouts short enough to join in seconds.
+    session_timeout_s: float = Field(6.0, gt=0)
+    heartbeat_interval_s: float = Field(1.0, gt=0)
+    commit_interval_s: float = Field(1.0, gt=0)
+    #: The sink writes a batch when it holds this many records or after this long.
+    sink_batch_max: int = Field(1000, ge=1)
+    sink_batch_within_s: float = Field(0.5, gt=0)
+    #: The worker's HTTP port (Prometheus ``/metrics``); 0 picks a free port.
+    worker_web_port: int = Field(6066, ge=0, le=65535)
 
 
 class WarehouseSettings(BaseModel):

@@ -22,6 +22,7 @@ pytest_plugins: list[str] = [
     "tests.services.mariadb",
     "tests.services.slurmdbd",
     "tests.services.slurm_build",
+    "tests.services.broker",
 ]
 
 
