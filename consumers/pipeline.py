@@ -4,9 +4,9 @@ No Kafka, no database, no clock: the faust agents, ``jobcarbon backfill`` and th
 these functions and only move data. The enrich and reconcile stages are seams: ``Stages``
 holds one callable each and ``stages_for`` (the one place the shells get them from) picks the
 real ones. Enrich is the carbon-intensity stage (``consumers.enrich.adapter.make_stage``) over
-the worker's local state; reconcile is not wired yet and passes facts through, so their
-provenance says ``reconciliation.status == "not_checked"``. Wiring it is a one-line change in
-``stages_for``.
+the worker's local state; reconcile is the slurmdbd stage (``consumers.reconcile.stage``) when
+an accounting database is configured, else facts pass through with
+``reconciliation.status == "not_checked"``.
 """
 
 from __future__ import annotations
@@ -55,11 +55,25 @@ class Stages:
 
 def stages_for(settings: Settings, clock: Callable[[], datetime]) -> Stages:
     """The stages every shell runs: carbon-intensity enrichment from local state (no remote
-    call per record); reconciliation with slurmdbd not wired yet. ``clock`` stamps
-    ``computed_at`` and stays outside the pure stages."""
+    call per record), and reconciliation with slurmdbd when ``settings.accounting.url`` is
+    set (a job not yet in slurmdbd lands ``unreconciled``; ``jobcarbon reconcile`` sweeps it
+    later). ``clock`` stamps ``computed_at`` and stays outside the pure stages."""
     from consumers.enrich.adapter import make_stage
+    from consumers.reconcile.stage import stage_from_settings
 
-    return Stages(enrich=make_stage(settings, clock), reconcile=reconcile_not_wired)
+    accounting = settings.accounting
+    reconcile = stage_from_settings(
+        accounting.url,
+        settle_s=accounting.settle_seconds,
+        timeout_s=accounting.timeout_s,
+        backoff_base_s=accounting.backoff_base_s,
+        backoff_cap_s=accounting.backoff_cap_s,
+        default_cluster=settings.default_cluster,
+    )
+    return Stages(
+        enrich=make_stage(settings, clock),
+        reconcile=reconcile if reconcile is not None else reconcile_not_wired,
+    )
 
 
 def ingest(
@@ -67,9 +81,11 @@ def ingest(
     *,
     default_cluster: str | None = None,
     headers: Mapping[str, bytes] | None = None,
+    key: bytes | None = None,
 ) -> JobRecord | Rejection:
-    """Stage 1: raw bytes as Slurm sent them -> a normalized record or a rejection."""
-    return normalize_bytes(value, default_cluster=default_cluster, headers=headers)
+    """Stage 1: raw bytes as Slurm sent them (and the patch's key) -> a normalized record or a
+    rejection."""
+    return normalize_bytes(value, default_cluster=default_cluster, headers=headers, key=key)
 
 
 def to_fact(
@@ -97,10 +113,11 @@ def process(
     *,
     default_cluster: str | None = None,
     headers: Mapping[str, bytes] | None = None,
+    key: bytes | None = None,
     stages: Stages | None = None,
 ) -> JobFact | Rejection:
     """The whole path for one raw record (the batch path; the stream splits it at the topic)."""
-    record = ingest(value, default_cluster=default_cluster, headers=headers)
+    record = ingest(value, default_cluster=default_cluster, headers=headers, key=key)
     if isinstance(record, Rejection):
         return record
     return to_fact(record, state, stages)

@@ -121,7 +121,10 @@ class StreamApp:
             for event in events:
                 message = event.message
                 result = pipeline.ingest(
-                    event.value, default_cluster=default_cluster, headers=header_map(event.headers)
+                    event.value,
+                    default_cluster=default_cluster,
+                    headers=header_map(event.headers),
+                    key=event.key if isinstance(event.key, bytes) else None,
                 )
                 if isinstance(result, Rejection):
                     await self._dead_letter("ingest", result, message)

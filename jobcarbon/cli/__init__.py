@@ -29,11 +29,6 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "reconcile",
         "Reconcile unreconciled facts with slurmdbd (or sacct files).",
     ),
-    "backfill-sacct": (
-        "jobcarbon.cli.backfill_sacct",
-        "backfill_sacct",
-        "Load history from sacct --json / sacct -P output.",
-    ),
 }
 
 

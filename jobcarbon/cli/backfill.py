@@ -39,7 +39,26 @@ def _batches(
 
 
 @click.command()
-@click.argument("file")
+@click.argument("file", required=False)
+@click.option(
+    "--sacct-json",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Load history from `sacct --json` output instead of raw jobcomp records.",
+)
+@click.option(
+    "--sacct-psv",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Load history from `sacct -P` output instead of raw jobcomp records.",
+)
+@click.option(
+    "--tz",
+    "tz_name",
+    default="UTC",
+    show_default=True,
+    help="Time zone `sacct -P` printed its times in.",
+)
+@click.option("--cluster", help="Cluster for sacct jobs that carry none (default: settings).")
+@click.option("--db", "db_url", help="Warehouse URL (default: settings.warehouse.url).")
 @click.option(
     "--rejects",
     type=click.File("wb"),
@@ -51,20 +70,37 @@ def _batches(
 @click.pass_context
 def backfill(
     ctx: click.Context,
-    file: str,
+    file: str | None,
+    sacct_json: str | None,
+    sacct_psv: str | None,
+    tz_name: str,
+    cluster: str | None,
+    db_url: str | None,
     rejects: IO[bytes] | None,
     batch_size: int | None,
     no_progress: bool,
 ) -> None:
     """Load FILE (raw jobcomp records, one per line; ``-`` for stdin) through the same pure
-    stages as the stream workers, straight into the warehouse. Safe to repeat: the sink is
-    idempotent on the natural key."""
+    stages as the stream workers, straight into the warehouse; or load history from sacct
+    output (``--sacct-json`` / ``--sacct-psv``) for sites without jobcomp records. Safe to
+    repeat: the sink is idempotent on the natural key."""
+    sources = [s for s in (file, sacct_json, sacct_psv) if s]
+    if len(sources) != 1:
+        raise click.UsageError("give exactly one of FILE, --sacct-json FILE, --sacct-psv FILE")
+    if sacct_json or sacct_psv:
+        from jobcarbon.cli.backfill_sacct import backfill_sacct
+
+        path = sacct_json or sacct_psv
+        assert path is not None
+        backfill_sacct(ctx, path, bool(sacct_psv), cluster, tz_name, db_url)
+        return
+    assert file is not None
     from warehouse import migrate
     from warehouse.engine import make_engine
     from warehouse.sink import SinkResult, write_facts
 
     settings = settings_from(ctx)
-    engine = make_engine(settings.warehouse.url)
+    engine = make_engine(db_url or settings.warehouse.url)
     migrate.upgrade(engine)
     size = batch_size or settings.warehouse.batch_size
     stream = open_input(file)

@@ -1,5 +1,6 @@
-"""``jobcarbon backfill-sacct FILE``: load history from ``sacct --json`` or ``sacct -P`` output
-into the warehouse (each job's final slurmdbd energy; jobs that cannot be read are listed)."""
+"""``jobcarbon backfill --sacct-json FILE`` / ``--sacct-psv FILE``: load history from
+``sacct --json`` or ``sacct -P`` output into the warehouse (each job's final slurmdbd energy;
+jobs that cannot be read are listed)."""
 
 from __future__ import annotations
 
@@ -12,23 +13,10 @@ import click
 from jobcarbon.cli.common import settings_from
 
 
-@click.command(name="backfill-sacct")
-@click.argument("file", type=click.Path(dir_okay=False, exists=True))
-@click.option("--psv", is_flag=True, help="FILE is sacct -P output (default: sacct --json).")
-@click.option("--cluster", help="Cluster for jobs that carry none (default: settings).")
-@click.option(
-    "--tz",
-    "tz_name",
-    default="UTC",
-    show_default=True,
-    help="Time zone sacct -P printed its times in.",
-)
-@click.option("--db", "db_url", help="Warehouse URL (default: settings.warehouse.url).")
-@click.pass_context
 def backfill_sacct(
     ctx: click.Context, file: str, psv: bool, cluster: str | None, tz_name: str, db_url: str | None
 ) -> None:
-    """Backfill the warehouse from a sacct output file."""
+    """Backfill the warehouse from a sacct output file (``sacct -P`` when ``psv``)."""
     from consumers.reconcile.sacct import (
         SacctFormatError,
         fact_from_db,

@@ -1,5 +1,6 @@
-"""``jobcarbon reconcile --since`` and ``jobcarbon backfill-sacct`` on a real SQLite warehouse
-(migrated), with the real 25.05 slurmdbd dump in MariaDB and the real CSCS sacct -P table."""
+"""``jobcarbon reconcile --since`` and ``jobcarbon backfill --sacct-json/--sacct-psv`` on a
+real SQLite warehouse (migrated), the real 25.05 slurmdbd dump in MariaDB and the real CSCS
+sacct -P table."""
 
 from __future__ import annotations
 
@@ -170,7 +171,7 @@ def test_backfill_sacct_psv(
 ) -> None:
     url, engine = warehouse
     psv = shared_data / "slurm" / "cscs_santis_sacct_energy_job38113.psv"
-    result = CliRunner().invoke(cli, ["backfill-sacct", str(psv), "--psv", "--db", url])
+    result = CliRunner().invoke(cli, ["backfill", "--sacct-psv", str(psv), "--db", url])
     # That table has no Submit column: the sink refuses the job, naming the key part.
     assert "submit_time is missing" in result.output and "rejected 1" in result.output
     assert result.exit_code == 1
@@ -181,7 +182,7 @@ def test_backfill_sacct_psv(
     with_submit = tmp_path / "with_submit.psv"
     with_submit.write_text("\n".join(lines) + "\n")
     result = CliRunner().invoke(
-        cli, ["backfill-sacct", str(with_submit), "--psv", "--tz", "Europe/Zurich", "--db", url]
+        cli, ["backfill", "--sacct-psv", str(with_submit), "--tz", "Europe/Zurich", "--db", url]
     )
     assert "read 1 job(s) from sacct -P; inserted 1" in result.output, result.output
     assert result.exit_code == 0
@@ -200,7 +201,7 @@ def test_backfill_sacct_json(warehouse: tuple[str, Engine], tmp_path: Path) -> N
     url, engine = warehouse
     path = tmp_path / "sacct.json"
     path.write_bytes(orjson.dumps(V0041))
-    result = CliRunner().invoke(cli, ["backfill-sacct", str(path), "--db", url])
+    result = CliRunner().invoke(cli, ["backfill", "--sacct-json", str(path), "--db", url])
     assert "read 2 job(s) from sacct --json data_parser/v0.0.41; inserted 2" in result.output
     assert result.exit_code == 1  # two jobs of the file could not be read, and are named
     got = rows(url)
