@@ -8,10 +8,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import KafkaError
+from confluent_kafka import KafkaException as KafkaClientError  # for shells, see package doc
 from confluent_kafka import Producer as _Producer
 
 from consumers.kafka.config import producer_config
 from jobcarbon.settings import KafkaSettings
+
+__all__ = ["DeliveryError", "DeliveryReport", "KafkaClientError", "Producer"]
 
 Headers = Sequence[tuple[str, bytes]]
 
