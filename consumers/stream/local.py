@@ -4,6 +4,7 @@ in a temporary directory, stopped cleanly (workers first, then the broker) on ex
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -62,6 +63,13 @@ def _env(settings: Settings) -> dict[str, str]:
         "JOBCARBON_KAFKA__SINK_BATCH_MAX": str(kafka.sink_batch_max),
         "JOBCARBON_KAFKA__SINK_BATCH_WITHIN_S": str(kafka.sink_batch_within_s),
         "JOBCARBON_WAREHOUSE__URL": settings.warehouse.url,
+        # Where each cluster's energy comes from (zone, site PUE): workers enrich with it.
+        "JOBCARBON_CARBON__CLUSTERS": json.dumps(
+            {name: c.model_dump(mode="json") for name, c in settings.carbon.clusters.items()}
+        ),
+        "JOBCARBON_CARBON__SITES": json.dumps(
+            {name: s.model_dump(mode="json") for name, s in settings.carbon.sites.items()}
+        ),
     }
 
 
