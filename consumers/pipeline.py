@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from consumers.ingest import Rejection, normalize_bytes
+from consumers.ingest import DEFAULT_MAX_BYTES, Rejection, normalize_bytes
 from consumers.state import EnrichmentState
 from jobcarbon.settings import Settings
 from schemas.fact import JobFact, fact_from_record
@@ -82,10 +82,13 @@ def ingest(
     default_cluster: str | None = None,
     headers: Mapping[str, bytes] | None = None,
     key: bytes | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> JobRecord | Rejection:
     """Stage 1: raw bytes as Slurm sent them (and the patch's key) -> a normalized record or a
-    rejection."""
-    return normalize_bytes(value, default_cluster=default_cluster, headers=headers, key=key)
+    rejection (``oversized`` above ``max_bytes``)."""
+    return normalize_bytes(
+        value, default_cluster=default_cluster, headers=headers, key=key, max_bytes=max_bytes
+    )
 
 
 def to_fact(

@@ -44,6 +44,9 @@ class KafkaSettings(BaseModel):
     #: The sink writes a batch when it holds this many records or after this long.
     sink_batch_max: int = Field(1000, ge=1)
     sink_batch_within_s: float = Field(0.5, gt=0)
+    #: Larger jobcomp records are dead-lettered as ``oversized`` (original bytes kept);
+    #: the broker's and clients' message size limits (1 MB by default) apply before this.
+    max_record_bytes: int = Field(8 * 1024 * 1024, ge=1)
     #: The worker's HTTP port (Prometheus ``/metrics``); 0 picks a free port.
     worker_web_port: int = Field(6066, ge=0, le=65535)
 

@@ -125,6 +125,7 @@ class StreamApp:
                     default_cluster=default_cluster,
                     headers=header_map(event.headers),
                     key=event.key if isinstance(event.key, bytes) else None,
+                    max_bytes=kafka.max_record_bytes,
                 )
                 if isinstance(result, Rejection):
                     await self._dead_letter("ingest", result, message)

@@ -1,0 +1,74 @@
+"""kill -9 stream workers at random moments during a replay, restart each one, and find
+nothing lost or doubled: the warehouse equals the source, the DLQ holds the bad records."""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from jobcarbon.settings import KafkaSettings
+from tests.consumers.stream.harness import (
+    Worker,
+    expected_warehouse,
+    fact_count,
+    migrated_sqlite,
+    synth_messages,
+    wait_for,
+)
+from tests.faults.stack import (
+    SCALES,
+    Scale,
+    assert_dlq_exact,
+    assert_warehouse_exact,
+    bad_records,
+    good_values,
+    mixed_stream,
+    produce,
+    worker_env,
+)
+from warehouse.engine import make_engine
+
+pytestmark = [pytest.mark.fault, pytest.mark.broker, pytest.mark.timeout(7200)]
+
+SEED = 101
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_workers_killed_at_random_moments_lose_and_double_nothing(
+    scale: Scale,
+    kafka: KafkaSettings,
+    kafka_env: dict[str, str],
+    workers: list[Worker],
+    tmp_path: Path,
+) -> None:
+    rng = random.Random(SEED)
+    good = synth_messages(scale.records, seed=SEED)
+    bad = bad_records(SEED)
+    produce(kafka, mixed_stream(good, bad, SEED))  # the replay, consumed by two workers
+    url = migrated_sqlite(tmp_path / "stream.db")
+    engine = make_engine(url)
+    expected = expected_warehouse(good_values(good, SEED), tmp_path / "expected.db")
+    n_expected = fact_count(expected)
+    env = worker_env(kafka_env)
+    workers += [Worker(env, url, tmp_path, f"w{i}") for i in range(2)]
+
+    # Kill points: random fractions of the facts, then a random delay on top, so a kill
+    # falls anywhere in a batch (reading, writing the warehouse, committing offsets).
+    points = sorted(rng.uniform(0.05, 0.8) * n_expected for _ in range(scale.kills))
+    for kill, point in enumerate(points, start=1):
+        wait_for(lambda p=point: fact_count(engine) >= p, scale.timeout_s, f"{point:.0f} facts")
+        time.sleep(rng.uniform(0.0, 0.5))
+        victim = rng.randrange(len(workers))
+        landed = fact_count(engine)
+        assert landed < n_expected, "the replay finished before the kill; raise the volume"
+        workers[victim].stop(signal.SIGKILL)
+        print(f"kill {kill}: worker {victim} at {landed}/{n_expected} facts")
+        workers[victim] = Worker(env, url, tmp_path, f"w{victim}-restart{kill}")
+
+    wait_for(lambda: fact_count(engine) >= n_expected, scale.timeout_s, f"{n_expected} facts")
+    assert_warehouse_exact(engine, expected)
+    assert_dlq_exact(kafka, bad, redelivered=True)
