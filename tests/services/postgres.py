@@ -36,6 +36,8 @@ class PostgresServer:
     port: int
     socket_dir: Path
     data_dir: Path
+    #: fsync and synchronous commit on: a crash keeps every acknowledged commit (outage tests).
+    durable: bool = False
 
     def url(self, database: str = "postgres", user: str = SUPERUSER, password: str = "") -> str:
         """A SQLAlchemy URL (psycopg 3) for ``database``."""
@@ -64,8 +66,11 @@ def _as_postgres(args: list[str]) -> list[str]:
     return args
 
 
-def start_server(tmp: Path) -> PostgresServer:
-    """initdb and start a server in ``tmp`` (owned by ``postgres``); ``unavailable`` if not."""
+def start_server(tmp: Path, *, durable: bool = False) -> PostgresServer:
+    """initdb and start a server in ``tmp`` (owned by ``postgres``); ``unavailable`` if not.
+
+    By default durability is off (fsync, synchronous commit: throwaway test data);
+    ``durable`` keeps it on, as in production, for tests that crash the server."""
     if not (PG_BIN / "initdb").exists():
         unavailable(
             f"PostgreSQL binaries not found in {PG_BIN} (scripts/install.d/30-warehouse.sh)"
@@ -86,20 +91,33 @@ def start_server(tmp: Path) -> PostgresServer:
         unavailable(f"initdb failed: {run.stderr.strip()[-500:]}")
     for _attempt in range(5):
         port = _free_port()
-        options = (
-            f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=50"
-        )
-        run = subprocess.run(
-            _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", options,
-                          "-l", str(tmp / "server.log"), "-w", "-t", "60", "start"]),
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
+        run = _pg_ctl_start(data, port, tmp, durable)
         if run.returncode == 0:
-            return PostgresServer("127.0.0.1", port, tmp, data)
+            return PostgresServer("127.0.0.1", port, tmp, data, durable)
     log = (tmp / "server.log").read_text(errors="replace")[-800:]
     unavailable(f"PostgreSQL did not start: {run.stderr.strip()[-300:]} {log}")
     raise AssertionError("unreachable")
+
+
+def _pg_ctl_start(
+    data: Path, port: int, tmp: Path, durable: bool
+) -> subprocess.CompletedProcess[str]:
+    options = f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c max_connections=50"
+    if not durable:
+        options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    return subprocess.run(
+        _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", options,
+                      "-l", str(tmp / "server.log"), "-w", "-t", "60", "start"]),
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+
+def restart_server(server: PostgresServer) -> None:
+    """Start a server stopped by ``stop_server`` again: same data, port and socket (outage
+    tests). RuntimeError if it does not come back."""
+    run = _pg_ctl_start(server.data_dir, server.port, server.socket_dir, server.durable)
+    if run.returncode != 0:
+        raise RuntimeError(f"PostgreSQL did not restart: {run.stderr.strip()[-500:]}")
 
 
 @pytest.fixture(scope="session")
