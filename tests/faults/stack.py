@@ -87,19 +87,29 @@ def bad_records(seed: int, copies: int = 1) -> list[tuple[bytes, str]]:
     return out
 
 
-def mixed_stream(good: list[Message], bad: list[tuple[bytes, str]], seed: int) -> list[Message]:
-    """``good`` in order, with each bad record inserted at a random place (and the hostile
-    but valid records of ``adversarial_good``, which must land verbatim)."""
+def hostile_good(seed: int, cluster: str | None = None) -> list[bytes]:
+    """``adversarial_good``: valid records with hostile strings (of ``cluster`` if given)."""
+    values = adversarial_good(seed)
+    if cluster is None:
+        return values
+    return [orjson.dumps(dict(orjson.loads(v), cluster=cluster)) for v in values]
+
+
+def mixed_stream(
+    good: list[Message], bad: list[tuple[bytes, str]], seed: int, cluster: str | None = None
+) -> list[Message]:
+    """``good`` in order plus ``hostile_good`` records (which must land verbatim), with each
+    bad record inserted at a random place."""
     rng = random.Random(seed)
-    out = list(good) + [(None, v, None) for v in adversarial_good(seed)]
+    out = list(good) + [(None, v, None) for v in hostile_good(seed, cluster)]
     for value, _reason in bad:
         out.insert(rng.randrange(len(out) + 1), (None, value, None))
     return out
 
 
-def good_values(good: list[Message], seed: int) -> list[bytes]:
-    """The values ``mixed_stream`` adds to the good ones (for the expected warehouse)."""
-    return [v for _, v, _ in good] + adversarial_good(seed)
+def good_values(good: list[Message], seed: int, cluster: str | None = None) -> list[bytes]:
+    """Every value ``mixed_stream`` produces that must land (for the expected warehouse)."""
+    return [v for _, v, _ in good] + hostile_good(seed, cluster)
 
 
 def produce(kafka: KafkaSettings, messages: list[Message]) -> None:

@@ -12,6 +12,7 @@ import urllib.request
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 from sqlalchemy import Engine, text
@@ -31,9 +32,10 @@ Message = tuple[bytes | None, bytes, list[tuple[str, bytes]] | None]
 REPO = Path(__file__).resolve().parents[3]
 
 
-def synth_messages(n: int, seed: int) -> list[Message]:
-    """(key, value, headers) of ``n`` synthetic jobs in mixed Slurm layouts."""
-    jobs = generate_jobs(n, seed)
+def synth_messages(n: int, seed: int, **synth: Any) -> list[Message]:
+    """(key, value, headers) of ``n`` synthetic jobs in mixed Slurm layouts (``synth``: more
+    arguments of ``generate_jobs``, e.g. ``cluster``)."""
+    jobs = generate_jobs(n, seed, **synth)
     out: list[Message] = []
     for job, version in zip(jobs, choose_versions(len(jobs), "mix", seed), strict=True):
         key, headers = kafka_key_and_headers(job, version)
@@ -77,11 +79,14 @@ def migrated_sqlite(path: Path) -> str:
     return url
 
 
-def expected_warehouse(values: Iterable[bytes], path: Path) -> Engine:
+def expected_warehouse(
+    values: Iterable[bytes], path: Path, settings: Settings | None = None
+) -> Engine:
     """The warehouse the same records give through the pure functions and the sink, with
-    no broker in between: what the stream must match exactly."""
+    no broker in between: what the stream must match exactly (stages from ``settings``)."""
     engine = make_engine(migrated_sqlite(path))
-    stages = pipeline.stages_for(Settings(), clock=lambda: datetime(2026, 1, 1, tzinfo=UTC))
+    clock = lambda: datetime(2026, 1, 1, tzinfo=UTC)  # noqa: E731
+    stages = pipeline.stages_for(settings or Settings(), clock=clock)
     facts = []
     for value in values:
         result = pipeline.process(value, EnrichmentState(), stages=stages)
