@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("JOBCARBON_SHARED", REPO.parent / "shared"))
 DATA = Path(__file__).resolve().parent / "data"
 
-pytest_plugins: list[str] = ["tests.services.munge"]
+pytest_plugins: list[str] = ["tests.services.postgres", "tests.services.munge"]
 
 
 def require_services() -> bool:

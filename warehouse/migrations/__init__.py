@@ -1,0 +1,1 @@
+"""Alembic migrations shipped inside the package (no alembic.ini needed at runtime)."""
