@@ -57,14 +57,27 @@ class CreditStore(Protocol):
         ...
 
     def reserve(
-        self, *, user: str, account: str, cluster: str, job_id: int, co2e_g: float,
-        now: datetime, actor: str,
+        self,
+        *,
+        user: str,
+        account: str,
+        cluster: str,
+        job_id: int,
+        co2e_g: float,
+        now: datetime,
+        actor: str,
     ) -> tuple[int, bool]:
         """Append a reservation (idempotent per cluster and job id): (entry id, created)."""
         ...
 
     def adjust(
-        self, *, account: str, user: str | None, amount_g: float, note: str, now: datetime,
+        self,
+        *,
+        account: str,
+        user: str | None,
+        amount_g: float,
+        note: str,
+        now: datetime,
         actor: str,
     ) -> int:
         """Append an admin adjustment (either sign); returns its id."""
@@ -75,8 +88,6 @@ class CreditStore(Protocol):
         (settled, released)."""
         ...
 
-    def ledger(
-        self, *, account: str | None, user: str | None, limit: int
-    ) -> list[LedgerEntry]:
+    def ledger(self, *, account: str | None, user: str | None, limit: int) -> list[LedgerEntry]:
         """Most recent entries first."""
         ...
