@@ -118,7 +118,7 @@ def rollup_rows(facts: Iterable[tuple[Any, ...]]) -> dict[str, list[dict[str, An
                 dim: key[0],
                 period: key[1],
                 **{
-                    m: int(round(v)) if m in COUNT_MEASURES else v
+                    m: round(v) if m in COUNT_MEASURES else v
                     for m, v in zip(MEASURES, values, strict=True)
                 },
             }
