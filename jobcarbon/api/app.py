@@ -2,7 +2,8 @@
 ``CreditStore`` (warehouse). Built by ``create_app(ApiConfig)``: no work and no global state at
 import time. Every rejected request is logged with its reason."""
 
-from __future__ import annotations
+# No "from __future__ import annotations": FastAPI resolves the handlers' Depends(...) on
+# closures at definition time.
 
 import logging
 import os
@@ -46,7 +47,7 @@ class PolicyHolder:
         self.policy = parse_policy(text)
 
     @classmethod
-    def from_file(cls, path: str | None) -> PolicyHolder:
+    def from_file(cls, path: str | None) -> "PolicyHolder":
         """Load ``path`` (None: an empty policy, the check only informs)."""
         return cls(Path(path).read_text(), path) if path else cls()
 

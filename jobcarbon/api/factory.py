@@ -1,0 +1,77 @@
+"""Build the credit API from ``Settings``: warehouse engine, store, policy file, munged,
+forecast file. ``jobcarbon credit serve`` runs the result with uvicorn."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from fastapi import FastAPI
+
+from jobcarbon.api.app import ApiConfig, PolicyHolder, create_app
+from jobcarbon.api.auth import MungeVerifier, uid_resolver
+from jobcarbon.credit.greener import ForecastPoint
+from jobcarbon.credit.sql import SqlCreditStore
+from jobcarbon.settings import Settings
+from warehouse.engine import make_engine
+
+
+def parse_forecast(text: str) -> list[ForecastPoint]:
+    """``[{"start_at": ISO, "end_at": ISO, "intensity_g_per_kwh": N}, ...]`` -> points."""
+    points = []
+    for i, item in enumerate(json.loads(text)):
+        try:
+            start = datetime.fromisoformat(item["start_at"])
+            end = datetime.fromisoformat(item["end_at"])
+            value = float(item["intensity_g_per_kwh"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"forecast[{i}]: {item!r} is not a forecast point ({exc})") from None
+        if start.tzinfo is None or end.tzinfo is None:
+            raise ValueError(f"forecast[{i}].start_at/end_at: must carry a UTC offset")
+        points.append(ForecastPoint(start, end, value))
+    return points
+
+
+class ForecastFile:
+    """A forecast JSON file, re-read when it changes (the carbon poller rewrites it)."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self._mtime = -1.0
+        self._points: list[ForecastPoint] = []
+
+    def __call__(self, now: datetime) -> Sequence[ForecastPoint]:
+        if not self.path or not os.path.exists(self.path):
+            return ()
+        mtime = os.path.getmtime(self.path)
+        if mtime != self._mtime:
+            with open(self.path) as fh:
+                self._points = parse_forecast(fh.read())
+            self._mtime = mtime
+        return [p for p in self._points if p.end_at > now]
+
+
+def build_app(settings: Settings) -> FastAPI:
+    """The credit API configured from ``settings``."""
+    credit = settings.credit
+    engine = make_engine(settings.warehouse.url, pool_pre_ping=True)
+    carbon = settings.carbon
+    return create_app(
+        ApiConfig(
+            store=SqlCreditStore(engine, cluster=credit.cluster),
+            policy=PolicyHolder.from_file(credit.policy_file),
+            verifier=MungeVerifier(credit.munge_socket),
+            resolve_uid=uid_resolver(credit.user_uids),
+            admin_token=credit.admin_token.get_secret_value() if credit.admin_token else None,
+            pue_for=lambda cluster: carbon.site(carbon.cluster(cluster).site).pue,
+            forecast=ForecastFile(credit.forecast_file),
+            forecast_source=f"forecast file {credit.forecast_file}",
+            fallback_intensity_g_per_kwh=carbon.default_intensity_g_per_kwh,
+            fallback_source=carbon.default_intensity_source,
+            default_cluster=credit.cluster,
+            stale_after=timedelta(hours=credit.stale_reservation_hours),
+            max_request_bytes=credit.max_request_bytes,
+        )
+    )
