@@ -16,7 +16,11 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("JOBCARBON_SHARED", REPO.parent / "shared"))
 DATA = Path(__file__).resolve().parent / "data"
 
-pytest_plugins: list[str] = ["tests.services.postgres", "tests.services.munge"]
+pytest_plugins: list[str] = [
+    "tests.services.postgres",
+    "tests.services.munge",
+    "tests.services.credit_api",
+]
 
 
 def require_services() -> bool:

@@ -55,23 +55,26 @@ class ForecastFile:
 
 def build_app(settings: Settings) -> FastAPI:
     """The credit API configured from ``settings``."""
+    return create_app(build_app_config(settings))
+
+
+def build_app_config(settings: Settings) -> ApiConfig:
+    """The API's configuration (store, policy, munged, forecast) from ``settings``."""
     credit = settings.credit
     engine = make_engine(settings.warehouse.url, pool_pre_ping=True)
     carbon = settings.carbon
-    return create_app(
-        ApiConfig(
-            store=SqlCreditStore(engine, cluster=credit.cluster),
-            policy=PolicyHolder.from_file(credit.policy_file),
-            verifier=MungeVerifier(credit.munge_socket),
-            resolve_uid=uid_resolver(credit.user_uids),
-            admin_token=credit.admin_token.get_secret_value() if credit.admin_token else None,
-            pue_for=lambda cluster: carbon.site(carbon.cluster(cluster).site).pue,
-            forecast=ForecastFile(credit.forecast_file),
-            forecast_source=f"forecast file {credit.forecast_file}",
-            fallback_intensity_g_per_kwh=carbon.default_intensity_g_per_kwh,
-            fallback_source=carbon.default_intensity_source,
-            default_cluster=credit.cluster,
-            stale_after=timedelta(hours=credit.stale_reservation_hours),
-            max_request_bytes=credit.max_request_bytes,
-        )
+    return ApiConfig(
+        store=SqlCreditStore(engine, cluster=credit.cluster),
+        policy=PolicyHolder.from_file(credit.policy_file),
+        verifier=MungeVerifier(credit.munge_socket),
+        resolve_uid=uid_resolver(credit.user_uids),
+        admin_token=credit.admin_token.get_secret_value() if credit.admin_token else None,
+        pue_for=lambda cluster: carbon.site(carbon.cluster(cluster).site).pue,
+        forecast=ForecastFile(credit.forecast_file),
+        forecast_source=f"forecast file {credit.forecast_file}",
+        fallback_intensity_g_per_kwh=carbon.default_intensity_g_per_kwh,
+        fallback_source=carbon.default_intensity_source,
+        default_cluster=credit.cluster,
+        stale_after=timedelta(hours=credit.stale_reservation_hours),
+        max_request_bytes=credit.max_request_bytes,
     )

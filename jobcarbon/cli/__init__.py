@@ -13,6 +13,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "synth": ("jobcarbon.cli.synth", "synth", "Write deterministic synthetic raw jobcomp records."),
     "normalize": ("jobcarbon.cli.normalize", "normalize", "Normalize raw jobcomp records."),
     "demo": ("jobcarbon.cli.demo", "demo", "Run the pipeline on the embedded default."),
+    "credit": ("jobcarbon.cli.credit", "credit", "Credit API, ledger sweep, deny cache."),
+    "sbatch": ("jobcarbon.cli.sbatch", "sbatch", "Check carbon credit, then submit with sbatch."),
     "db": ("jobcarbon.cli.db", "db", "Create and migrate the warehouse schema."),
 }
 

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from jobcarbon.credit.check import co2e_g
-from tests.jobcarbon.api.conftest import ADMIN_TOKEN, Api
+from tests.services.credit_api import ADMIN_TOKEN, Api
 
 pytestmark = [pytest.mark.postgres, pytest.mark.munge]
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

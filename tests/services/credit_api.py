@@ -1,15 +1,20 @@
-"""A credit API over a real PostgreSQL warehouse loaded with synthetic history and a real
+"""The credit API over a real PostgreSQL warehouse loaded with synthetic history and a real
 munged. Two synthetic users are mapped to the OS users ``nobody`` and ``daemon`` so their
 credentials are minted by real ``munge`` processes running as those uids."""
 
 from __future__ import annotations
 
+import os
 import pwd
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
@@ -84,18 +89,12 @@ def warehouse_engine(pg_module_database: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-@pytest.fixture(scope="module")
-def api(warehouse_engine: Engine, munged, tmp_path_factory) -> Iterator[Api]:  # type: ignore[no-untyped-def]
-    policy_file = tmp_path_factory.mktemp("policy") / "policy.toml"
-    policy_file.write_text(POLICY)
-    uids = {
-        ALICE_JOB.user.name: pwd.getpwnam("nobody").pw_uid,
-        BOB_JOB.user.name: pwd.getpwnam("daemon").pw_uid,
-    }
-    config = ApiConfig(
-        store=SqlCreditStore(warehouse_engine, cluster=CLUSTER),
-        policy=PolicyHolder.from_file(str(policy_file)),
-        verifier=MungeVerifier(munged.socket),
+def make_config(engine: Engine, socket: str, policy_file: str, uids: dict[str, int]) -> ApiConfig:
+    """The API over the loaded warehouse, a fixed clock just after the history ends."""
+    return ApiConfig(
+        store=SqlCreditStore(engine, cluster=CLUSTER),
+        policy=PolicyHolder.from_file(policy_file),
+        verifier=MungeVerifier(socket),
         resolve_uid=uid_resolver(uids),
         admin_token=ADMIN_TOKEN,
         pue_for=lambda cluster: 1.3,
@@ -104,5 +103,59 @@ def api(warehouse_engine: Engine, munged, tmp_path_factory) -> Iterator[Api]:  #
         default_cluster=CLUSTER,
         clock=lambda: NOW,
     )
+
+
+@pytest.fixture(scope="module")
+def api(warehouse_engine: Engine, munged, tmp_path_factory) -> Iterator[Api]:  # type: ignore[no-untyped-def]
+    policy_file = tmp_path_factory.mktemp("policy") / "policy.toml"
+    policy_file.write_text(POLICY)
+    uids = {
+        ALICE_JOB.user.name: pwd.getpwnam("nobody").pw_uid,
+        BOB_JOB.user.name: pwd.getpwnam("daemon").pw_uid,
+    }
+    config = make_config(warehouse_engine, munged.socket, str(policy_file), uids)
     with TestClient(create_app(config)) as client:
         yield Api(client, munged, ALICE_JOB, BOB_JOB, warehouse_engine)
+
+
+@dataclass
+class Server:
+    url: str
+    socket: str
+    alice: SynthJob
+    bob: SynthJob
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def api_server(warehouse_engine: Engine, munged, tmp_path_factory) -> Iterator[Server]:  # type: ignore[no-untyped-def]
+    """The API served by uvicorn on a free port; alice and bob are both the current uid here
+    (clients run ``munge`` as this process's user)."""
+    policy_file = tmp_path_factory.mktemp("policy") / "policy.toml"
+    policy_file.write_text(POLICY)
+    me = os.getuid()
+    config = make_config(
+        warehouse_engine, munged.socket, str(policy_file),
+        {ALICE_JOB.user.name: me, BOB_JOB.user.name: me},
+    )  # fmt: skip
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield Server(f"http://127.0.0.1:{port}", munged.socket, ALICE_JOB, BOB_JOB)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
