@@ -109,6 +109,12 @@ def test_cli_filter_reports_api_rejections(api_server: Server) -> None:
     assert any("credit check failed (422)" in line for line in out["info"]), out
 
 
+def submit(account: str | None, user: str) -> dict[str, Any]:
+    """A slurm_job_submit call with the job_desc fields the plugin reads."""
+    desc = {"user_name": user} if account is None else {"account": account, "user_name": user}
+    return {"call": "slurm_job_submit", "args": [desc, {}, 1000]}
+
+
 def test_job_submit_denies_from_the_local_cache(api_server: Server, tmp_path: Path) -> None:
     deny = httpx.get(
         f"{api_server.url}/v1/admin/deny-list", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -118,19 +124,17 @@ def test_job_submit_denies_from_the_local_cache(api_server: Server, tmp_path: Pa
     env = {"JOBCARBON_DENY_FILE": str(cache)}
     bob, alice = api_server.bob, api_server.alice
     calls = [
-        {"call": "slurm_job_submit", "args": [{"account": bob.account, "user_name": bob.user.name}, {}, 1000]},
-        {"call": "slurm_job_submit", "args": [{"account": alice.account, "user_name": alice.user.name}, {}, 1001]},
-        {"call": "slurm_job_submit", "args": [{"user_name": "x"}, {}, 1002]},
+        submit(bob.account, bob.user.name),
+        submit(alice.account, alice.user.name),
+        submit(None, "x"),
         {"call": "slurm_job_modify", "args": [{}, {}, {}, 1000]},
-    ]  # fmt: skip
+    ]
     out = run_lua("job_submit.lua", calls, env)
     assert out["results"] == [-1, 0, 0, 0], out
     assert any(bob.account in line for line in out["user"])
     # user-scoped lines deny only that user
     cache.write_text(f"# test\n{alice.account}/{alice.user.name}\n")
-    out = run_lua("job_submit.lua", calls[:2] + [
-        {"call": "slurm_job_submit", "args": [{"account": alice.account, "user_name": "other"}, {}, 1]}
-    ], env)  # fmt: skip
+    out = run_lua("job_submit.lua", [*calls[:2], submit(alice.account, "other")], env)
     assert out["results"] == [0, -1, 0]
     # no cache file: nothing is denied
     out = run_lua("job_submit.lua", calls[:1], {"JOBCARBON_DENY_FILE": str(tmp_path / "none")})
@@ -140,7 +144,6 @@ def test_job_submit_denies_from_the_local_cache(api_server: Server, tmp_path: Pa
 def test_job_submit_with_a_large_cache(tmp_path: Path) -> None:
     cache = tmp_path / "deny.txt"
     cache.write_text("\n".join(f"acct{i}" for i in range(5000)) + "\n")
-    calls = [{"call": "slurm_job_submit", "args": [{"account": f"acct{i}", "user_name": "u"}, {}, 1]}
-             for i in range(4990, 5010)]  # fmt: skip
+    calls = [submit(f"acct{i}", "u") for i in range(4990, 5010)]
     out = run_lua("job_submit.lua", calls, {"JOBCARBON_DENY_FILE": str(cache)})
     assert out["results"] == [-1] * 10 + [0] * 10  # acct4990..4999 listed, acct5000.. not
