@@ -30,7 +30,7 @@ from jobcarbon.credit.predict import JobRequest
 from jobcarbon.credit.store import CreditStore, UsageQuery
 
 log = logging.getLogger("jobcarbon.api")
-HISTORY_LIMIT = 200
+HISTORY_LIMIT = 100
 
 
 class Verifier(Protocol):

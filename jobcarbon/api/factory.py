@@ -78,3 +78,10 @@ def build_app_config(settings: Settings) -> ApiConfig:
         stale_after=timedelta(hours=credit.stale_reservation_hours),
         max_request_bytes=credit.max_request_bytes,
     )
+
+
+def app_from_environment() -> FastAPI:
+    """uvicorn factory for worker processes: settings from ``JOBCARBON_CONFIG`` / env."""
+    from jobcarbon.settings import load_settings
+
+    return build_app(load_settings())

@@ -19,19 +19,23 @@ def credit() -> None:
 @credit.command()
 @click.option("--host", default=None, help="Bind address (settings: credit.host).")
 @click.option("--port", type=int, default=None, help="Port (settings: credit.port).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
 @click.pass_context
-def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+def serve(ctx: click.Context, host: str | None, port: int | None, workers: int) -> None:
     """Run the credit API (OpenAPI at /docs and /openapi.json) with uvicorn."""
     import uvicorn
 
-    from jobcarbon.api.factory import build_app
-
     settings = settings_from(ctx)
+    config = ctx.find_root().obj.get("config")
+    if config:  # worker processes read the same file
+        os.environ["JOBCARBON_CONFIG"] = os.path.abspath(config)
     uvicorn.run(
-        build_app(settings),
+        "jobcarbon.api.factory:app_from_environment",
+        factory=True,
+        workers=workers,
         host=host or settings.credit.host,
         port=port or settings.credit.port,
-        log_level="info",
+        log_level="warning",
     )
 
 

@@ -94,38 +94,32 @@ SELECT
 """
 )
 
-_HISTORY_SQL = {
-    "user": text(
-        """
-SELECT u.name AS user_name, a.name AS account, f.job_name, f.node_count, f.cpus,
-       f.time_limit_s, f.elapsed_s, f.energy_it_j, f.shared_node
-FROM fact_job f JOIN dim_user u ON u.id = f.user_id JOIN dim_account a ON a.id = f.account_id
+# One round trip: the user's, the account's and the partition's most recent usable jobs in
+# the partition (each an index range scan: ix_fact_job_{user,account,}_partition_end).
+_HISTORY_SQL = text(
+    """
+(SELECT f.user_id, f.account_id, f.job_name, f.node_count, f.cpus,
+       f.time_limit_s, f.elapsed_s, f.energy_it_j, f.shared_node, f.end_at
+FROM fact_job f
 WHERE f.user_id = :user_id AND f.partition_id = :pid
   AND f.energy_it_j > 0 AND f.elapsed_s > 0 AND f.time_limit_s > 0
-ORDER BY f.end_at DESC LIMIT :limit
-"""
-    ),
-    "account": text(
-        """
-SELECT u.name AS user_name, a.name AS account, f.job_name, f.node_count, f.cpus,
-       f.time_limit_s, f.elapsed_s, f.energy_it_j, f.shared_node
-FROM fact_job f JOIN dim_user u ON u.id = f.user_id JOIN dim_account a ON a.id = f.account_id
+ORDER BY f.end_at DESC LIMIT :limit)
+UNION ALL
+(SELECT f.user_id, f.account_id, f.job_name, f.node_count, f.cpus,
+       f.time_limit_s, f.elapsed_s, f.energy_it_j, f.shared_node, f.end_at
+FROM fact_job f
 WHERE f.account_id = :account_id AND f.partition_id = :pid
   AND f.energy_it_j > 0 AND f.elapsed_s > 0 AND f.time_limit_s > 0
-ORDER BY f.end_at DESC LIMIT :limit
-"""
-    ),
-    "partition": text(
-        """
-SELECT u.name AS user_name, a.name AS account, f.job_name, f.node_count, f.cpus,
-       f.time_limit_s, f.elapsed_s, f.energy_it_j, f.shared_node
-FROM fact_job f JOIN dim_user u ON u.id = f.user_id JOIN dim_account a ON a.id = f.account_id
+ORDER BY f.end_at DESC LIMIT :limit)
+UNION ALL
+(SELECT f.user_id, f.account_id, f.job_name, f.node_count, f.cpus,
+       f.time_limit_s, f.elapsed_s, f.energy_it_j, f.shared_node, f.end_at
+FROM fact_job f
 WHERE f.partition_id = :pid
   AND f.energy_it_j > 0 AND f.elapsed_s > 0 AND f.time_limit_s > 0
-ORDER BY f.end_at DESC LIMIT :limit
+ORDER BY f.end_at DESC LIMIT :limit)
 """
-    ),
-}
+)
 _IDS_SQL = text(
     """
 SELECT (SELECT id FROM dim_user WHERE name = :user) AS user_id,
@@ -254,39 +248,32 @@ class SqlCreditStore:
         )
 
     def history(self, user: str, account: str, partition: str, limit: int) -> list[PastJob]:
-        """The user's, the account's and the partition's most recent usable jobs there."""
-        key = ("ids", user, account, partition)
-        ids = self._cached(key)
+        """The user's, the account's and the partition's most recent usable jobs there
+        (cached for ``cache_ttl_s``: history only changes when jobs land)."""
+        key = ("history", user, account, partition, limit)
+        hit = self._cached(key)
+        if hit is not None:
+            return list(hit)
         with self.engine.connect() as conn:
+            ids = self._cached(("ids", user, account, partition))
             if ids is None:
                 row = conn.execute(
                     _IDS_SQL,
-                    {
-                        "user": user,
-                        "account": account,
-                        "cluster": self.cluster,
-                        "partition": partition,
-                    },
-                ).one()
-                ids = self._remember(key, tuple(row))
+                    {"user": user, "account": account, "cluster": self.cluster,
+                     "partition": partition},
+                ).one()  # fmt: skip
+                ids = self._remember(("ids", user, account, partition), tuple(row))
             user_id, account_id, pid = ids
-            if pid is None:
-                return []
-            rows: list[Any] = []
-            if user_id is not None:
-                rows += conn.execute(
-                    _HISTORY_SQL["user"], {"user_id": user_id, "pid": pid, "limit": limit}
-                ).all()
-            if account_id is not None:
-                rows += conn.execute(
-                    _HISTORY_SQL["account"],
-                    {"account_id": account_id, "pid": pid, "limit": limit},
-                ).all()
-            rows += conn.execute(_HISTORY_SQL["partition"], {"pid": pid, "limit": limit}).all()
-        return [
+            rows = [] if pid is None else conn.execute(
+                _HISTORY_SQL,
+                {"user_id": user_id or -1, "account_id": account_id or -1, "pid": pid,
+                 "limit": limit},
+            ).all()  # fmt: skip
+        jobs = tuple(
             PastJob(
-                user=r.user_name,
-                account=r.account,
+                # Prediction only asks "same user / same account as the request?".
+                user=user if r.user_id == user_id else "",
+                account=account if r.account_id == account_id else "",
                 partition=partition,
                 job_name=r.job_name or "",
                 nodes=int(r.node_count or 0),
@@ -297,7 +284,8 @@ class SqlCreditStore:
                 shared=bool(r.shared_node),
             )
             for r in rows
-        ]
+        )
+        return list(self._remember(key, jobs))
 
     def user_accounts(self, user: str) -> set[str]:
         """Accounts the user has run jobs under (cached)."""
