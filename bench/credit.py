@@ -174,6 +174,16 @@ def main() -> None:
               f"p99 {p99 * 1000:.1f} ms (target p99 <= {TARGET_P99_MS:.0f} ms: "
               f"{'met' if p99 * 1000 <= TARGET_P99_MS else 'NOT met'})")  # fmt: skip
 
+        seq_n = min(300, len(bodies) - 200)
+        seq_bodies = [dict(b) for b in bodies[200 : 200 + seq_n]]
+        seq_creds = [ctx.encode().decode() for _ in seq_bodies]
+        single = asyncio.run(_drive(base, seq_bodies, seq_creds, 1))
+        s50, s99 = _percentiles(single)
+        print(f"/v1/check one at a time: {len(single)} requests, p50 {s50 * 1000:.1f} ms, "
+              f"p99 {s99 * 1000:.1f} ms")  # fmt: skip
+        load_avg = os.getloadavg()[0]
+        print(f"machine: {os.cpu_count()} cores, load average {load_avg:.1f} during the run")
+
         # Roll-up usage query vs naive sum over facts: same answers, timed sequentially.
         store = SqlCreditStore(engine, cluster=cluster)
         day = datetime(now.year, now.month, now.day, tzinfo=UTC)
