@@ -6,6 +6,7 @@ path all call ``normalize_bytes``. Every input ends as exactly one of the two re
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +24,8 @@ from schemas.job import (
 )
 from schemas.raw import NO_VAL64, RawJobcompRecord, fast_fields
 from schemas.tres import TresParseError, TresReading, gpu_count, read_tres
+
+logger = logging.getLogger(__name__)
 
 #: Kafka header our patch sets; its value is the patch's record schema version.
 SCHEMA_HEADER: Final = "jobcarbon-schema"
@@ -44,6 +47,8 @@ class Reason:
     MISSING_KEY = "missing_key"
     INVALID_TRES = "invalid_tres"
     NUL_IN_STRING = "nul_in_string"
+    #: A bug of ours, not of the record: kept in the DLQ with the exception, never a crash.
+    INTERNAL_ERROR = "internal_error"
 
     ALL: Final = frozenset(
         {
@@ -57,6 +62,7 @@ class Reason:
             MISSING_KEY,
             INVALID_TRES,
             NUL_IN_STRING,
+            INTERNAL_ERROR,
         }
     )
 
@@ -317,6 +323,25 @@ def normalize_bytes(
     ``default_cluster`` stands in when the record has no ``cluster`` (no accounting): use the
     topic's cluster, which is what ``JobCompParams=topic`` defaults to.
     """
+    try:
+        return _normalize_bytes(
+            value, default_cluster=default_cluster, headers=headers, max_bytes=max_bytes
+        )
+    except Exception as exc:  # a poison record must never stop a worker
+        logger.exception("normalizer failed on a record; dead-lettered as internal_error")
+        raw = bytes(value) if value is not None else b""
+        return Rejection(
+            Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {show_value(str(exc))}", raw
+        )
+
+
+def _normalize_bytes(
+    value: bytes | None,
+    *,
+    default_cluster: str | None = None,
+    headers: Mapping[str, bytes] | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> JobRecord | Rejection:
     raw_bytes = bytes(value) if value is not None else b""
     if len(raw_bytes) > max_bytes:
         return Rejection(

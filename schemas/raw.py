@@ -19,13 +19,13 @@ is derived from the model's own declarations and hands anything unusual back to 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Annotated, Any, Final
 
 import msgspec
-import orjson
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.fields import FieldInfo
 
@@ -116,7 +116,9 @@ UInt32 = Annotated[int | None, Field(ge=0, le=INFINITE), AfterValidator(no_val_3
 UInt16 = Annotated[int | None, Field(ge=0, le=INFINITE16), AfterValidator(no_val_16)]
 UInt64 = Annotated[int | None, Field(ge=0, le=INFINITE64)]
 TresText = Annotated[str | None, BeforeValidator(blank_to_none)]
-DbIndex = Annotated[int | None, BeforeValidator(decimal_string_to_int), Field(ge=0, le=INFINITE64)]
+# The constraint comes before the rule: listed after it, pydantic applies it to the union
+# itself and raises TypeError on None instead of a validation error.
+DbIndex = Annotated[int | None, Field(ge=0, le=INFINITE64), BeforeValidator(decimal_string_to_int)]
 
 
 class RawJobcompRecord(BaseModel):
@@ -302,6 +304,13 @@ _SENTINEL_GROUPS: Final = [
 ]
 
 
+# Rules that change a value's type: the fast path checks what they return, since the struct
+# let the looser input type through (the model's own type check comes after the rule).
+_RESULT_CHECKS: Final[dict[Callable[[Any], Any], Callable[[Any], bool]]] = {
+    decimal_string_to_int: lambda v: type(v) is int and 0 <= v <= INFINITE64,
+}
+
+
 def _apply_rules(fields: dict[str, Any]) -> dict[str, Any] | None:
     for sentinels, names in _SENTINEL_GROUPS:
         for name in names:
@@ -309,10 +318,14 @@ def _apply_rules(fields: dict[str, Any]) -> dict[str, Any] | None:
                 fields[name] = None
     try:
         for rule, names in _RULE_GROUPS:
+            check = _RESULT_CHECKS.get(rule)
             for name in names:
                 value = fields[name]
                 if value is not None:
-                    fields[name] = rule(value)
+                    value = rule(value)
+                    if check is not None and not check(value):
+                        return None
+                    fields[name] = value
     except ValueError:
         return None
     return fields
@@ -327,10 +340,12 @@ def fast_fields(body: bytes) -> tuple[dict[str, Any], dict[str, Any]] | None:
     except msgspec.ValidationError as exc:
         if "unknown field" not in str(exc):
             return None
-        # Unknown keys (a newer Slurm, a site patch): split them off and keep them.
+        # Unknown keys (a newer Slurm, a site patch): split them off and keep them. The
+        # stdlib parser keeps integers of any size exact, as the model does (orjson would
+        # turn those above 64 bits into floats).
         try:
-            doc = orjson.loads(body)
-        except orjson.JSONDecodeError:
+            doc = json.loads(body)
+        except (ValueError, RecursionError):
             return None
         if type(doc) is not dict:
             return None

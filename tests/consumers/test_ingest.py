@@ -421,3 +421,16 @@ def test_adversarial_value_in_detail_is_escaped_and_bounded() -> None:
     value = json.dumps({"jobid": 1, "@submit": "2024-01-01T00:00:00", "user_id": "\n" + "A" * 5000})
     result = rejected(value.encode())
     assert "\n" not in result.detail and len(result.detail) < 400
+
+
+@pytest.mark.parametrize("value", ["null", '""', '"-1"', '"x"', "18446744073709551616"])
+def test_odd_job_db_inx_never_crashes(value: str) -> None:
+    # Regression (found by hypothesis on a fresh clone): null met a pydantic constraint as
+    # a TypeError instead of a validation error.
+    body = b'{"jobid":1,"@submit":"2024-01-01T00:00:00","job_db_inx":' + value.encode() + b"}"
+    result = normalize_bytes(body)
+    if value == "null":
+        assert isinstance(result, JobRecord) and result.job_db_inx is None
+    else:
+        assert isinstance(result, Rejection) and result.reason == Reason.INVALID_FIELD
+        assert "job_db_inx" in result.detail

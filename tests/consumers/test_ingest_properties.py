@@ -57,6 +57,7 @@ def _check_one_result(value: bytes) -> None:
     assert isinstance(result, JobRecord | Rejection)
     if isinstance(result, Rejection):
         assert result.reason in Reason.ALL
+        assert result.reason != Reason.INTERNAL_ERROR, result.detail
         assert result.raw == value
         assert result.detail
         result.to_json_line()
@@ -100,6 +101,11 @@ def test_fast_path_agrees_with_the_model(doc: dict[str, Any]) -> None:
     fast = fast_fields(body)
     if fast is None:
         return  # the model decides these itself
+    fields, _ = fast
+    for name, value in fields.items():
+        if value is not None:  # every value has the model's declared type
+            declared = str(RawJobcompRecord.model_fields[name].annotation)
+            assert type(value).__name__ in declared, (name, value, declared)
     expected = _model_result(body)
     assert expected != "invalid", f"fast path accepted what the model rejects: {doc}"
     try:

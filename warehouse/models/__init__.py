@@ -1,6 +1,6 @@
 """Every warehouse table (importing this package registers them on ``Base.metadata``)."""
 
-from warehouse.models.base import Base
+from warehouse.models.base import Base, table_of
 from warehouse.models.credit import LEDGER_ENTRY_TYPES, CreditAllocation, CreditLedger
 from warehouse.models.credit_indexes import CREDIT_CHECK_INDEXES
 from warehouse.models.dims import NONE, DimAccount, DimCluster, DimPartition, DimQos, DimUser
@@ -40,4 +40,5 @@ __all__ = [
     "RollupAccountDay",
     "RollupAccountMonth",
     "RollupUserDay",
+    "table_of",
 ]

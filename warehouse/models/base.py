@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, Table
 from sqlalchemy.orm import DeclarativeBase
 
 NAMING_CONVENTION = {
@@ -18,3 +18,10 @@ class Base(DeclarativeBase):
     """Base of every warehouse table (same DDL on PostgreSQL and SQLite)."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core ``Table`` of a mapped class (typed, for Core statements)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table

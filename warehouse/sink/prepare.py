@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
@@ -154,6 +155,10 @@ class _Checker:
             return None
         if "\x00" in value:
             raise self.fail(name, value, "contains a NUL character")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise self.fail(name, value, "is not valid Unicode (lone surrogate)") from None
         return value
 
 
@@ -329,3 +334,27 @@ def energy_quality(energy_it_j: int | None, jobcomp_status: str) -> str:
     if energy_it_j is not None:
         return "with_energy"
     return "invalid" if jobcomp_status == EnergyStatus.INVALID else "missing"
+
+
+def prepare_all(
+    facts: Iterable[JobFact], default_cluster: str | None = None
+) -> tuple[list[PreparedFact], list[tuple[str, str]], int]:
+    """Prepare every fact: ``(prepared, [(job, reason)] rejected, number ignored)``.
+
+    Facts of events that are not finished jobs (``start``) are ignored, not rejected.
+    """
+    prepared: list[PreparedFact] = []
+    rejected: list[tuple[str, str]] = []
+    ignored = 0
+    for fact in facts:
+        if not is_landable(fact):
+            ignored += 1
+            continue
+        try:
+            prepared.append(prepare(fact, default_cluster))
+        except (ValueError, TypeError, OverflowError) as exc:  # FactError, or a malformed fact
+            rec = fact.record
+            label = key_label((rec.cluster or default_cluster, rec.job_id, _epoch(rec.submit_time)))
+            reason = str(exc) if isinstance(exc, FactError) else f"job {label}: {exc!r}"
+            rejected.append((label, reason))
+    return prepared, rejected, ignored

@@ -1,0 +1,2 @@
+# docker-compose (v1, Debian) validates docker-compose.yml without a Docker engine.
+apt_ensure docker-compose

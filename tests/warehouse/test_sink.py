@@ -1,0 +1,245 @@
+"""The sink on both backends: idempotent replays, corrections by difference, bad rows."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import msgspec
+import pytest
+from sqlalchemy import Engine, select, text
+
+from schemas.fact import JobFact, Reconciliation, fact_from_record, with_energy
+from tests.services.postgres import fresh_database
+from tests.warehouse import synthdata
+from tests.warehouse.checks import (
+    ROLLUPS,
+    assert_rollups_equal_fact_sums,
+    assert_same_rollups,
+    fact_snapshot,
+    rollup_snapshot,
+)
+from warehouse import migrate
+from warehouse.engine import make_engine
+from warehouse.models import FactJob
+from warehouse.sink import write_facts
+
+N_JOBS = 10_000
+
+
+@pytest.fixture(scope="module")
+def workload() -> list[JobFact]:
+    return synthdata.facts(N_JOBS, seed=11)
+
+
+def _rollups(engine: Engine) -> dict[str, dict]:  # type: ignore[type-arg]
+    return {table: rollup_snapshot(engine, table) for table in ROLLUPS}
+
+
+def test_replays_shuffled_with_duplicates_give_identical_facts_and_rollups(
+    engine: Engine,
+    workload: list[JobFact],
+    tmp_path,
+    request,  # type: ignore[no-untyped-def]
+) -> None:
+    """Three loads of the same 10k jobs: in order; again shuffled with 10 % duplicates;
+    and shuffled with duplicates into a second, empty warehouse."""
+    once = write_facts(engine, workload)
+    assert once.inserted == N_JOBS and not once.rejected
+    facts_once, rollups_once = fact_snapshot(engine), _rollups(engine)
+    assert len(facts_once) == N_JOBS
+    assert_rollups_equal_fact_sums(engine)
+
+    rng = random.Random(3)
+
+    def shuffled_with_duplicates() -> list[JobFact]:
+        replay = workload + rng.sample(workload, N_JOBS // 10)
+        rng.shuffle(replay)
+        return replay
+
+    again = write_facts(engine, shuffled_with_duplicates(), batch_size=777)
+    assert again.inserted == again.updated == 0 and not again.rejected
+    assert again.unchanged == N_JOBS and again.duplicates == N_JOBS // 10
+    assert fact_snapshot(engine) == facts_once
+    for table, rows in _rollups(engine).items():
+        assert rows == rollups_once[table]  # nothing moved, not even by rounding
+
+    with _sibling_url(engine, request, tmp_path) as url:
+        other = make_engine(url)
+        migrate.upgrade(other)
+        third = write_facts(other, shuffled_with_duplicates(), batch_size=333)
+        assert third.inserted == N_JOBS and third.duplicates == N_JOBS // 10
+        assert fact_snapshot(other) == facts_once
+        for table, rows in _rollups(other).items():
+            assert_same_rollups(rows, rollups_once[table])
+        other.dispose()
+
+
+@contextlib.contextmanager
+def _sibling_url(engine: Engine, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Another empty database on the same backend."""
+    if engine.dialect.name == "sqlite":
+        yield f"sqlite:///{tmp_path / 'other.db'}"
+    else:
+        with fresh_database(request.getfixturevalue("postgres_server")) as url:
+            yield url
+
+
+def _raw(workload: list[JobFact], n: int) -> list[JobFact]:
+    """Facts as ingest makes them (no footprint, not reconciled)."""
+    return [fact_from_record(f.record) for f in workload[:n]]
+
+
+def test_correction_moves_fact_and_rollups_by_the_difference(
+    engine: Engine, workload: list[JobFact]
+) -> None:
+    base = [f for f in workload[:2000] if f.energy_it_j is None and f.footprint is not None]
+    assert len(base) > 20
+    write_facts(engine, workload[:2000])
+    before = fact_snapshot(engine)
+    # Reconciliation fills energy from slurmdbd for jobs that had none.
+    corrected = [
+        msgspec.structs.replace(
+            with_energy(f, 3_600_000 + i, "slurmdbd"),
+            reconciliation=Reconciliation(status="energy_filled", db_energy_j=3_600_000 + i),
+        )
+        for i, f in enumerate(base)
+    ]
+    result = write_facts(engine, corrected)
+    assert result.updated == len({f.record.key for f in base}) and not result.rejected
+    after = fact_snapshot(engine)
+    key = (base[0].record.cluster, base[0].record.job_id, base[0].record.key.submit_epoch)
+    assert before[key]["energy_it_j"] is None
+    assert after[key]["energy_it_j"] == 3_600_000
+    assert after[key]["energy_origin"] == "slurmdbd"
+    assert after[key]["reconcile_status"] == "energy_filled"
+    # 1 kWh x the stored factor: the accounting CO2e followed the energy.
+    assert after[key]["co2e_g"] == pytest.approx(after[key]["co2e_factor_g_per_kwh_it"])
+    assert_rollups_equal_fact_sums(engine)
+    # Replaying the raw records afterwards changes nothing (lower precedence: stale).
+    replay = write_facts(engine, _raw(workload, 2000))
+    assert replay.inserted == replay.updated == 0
+    assert replay.stale > 0
+    assert fact_snapshot(engine) == after
+    assert_rollups_equal_fact_sums(engine)
+
+
+def test_account_change_moves_rollups_between_accounts(engine: Engine) -> None:
+    record = synthdata.records(50, seed=5)[10]
+    write_facts(engine, [fact_from_record(record)])
+    moved = fact_from_record(record.replace(account="chem999", parent_accounts="/root/chem/"))
+    assert write_facts(engine, [moved]).updated == 1
+    with engine.connect() as conn:
+        query = text(
+            "SELECT a.name, SUM(r.jobs) FROM rollup_account_month r"
+            " JOIN dim_account a ON a.id = r.account_id GROUP BY a.name"
+        )
+        jobs = {name: count for name, count in conn.execute(query)}
+        parent = conn.execute(
+            text("SELECT parent_name FROM dim_account WHERE name = 'chem999'")
+        ).scalar_one()
+    assert jobs == {record.account: 0, "chem999": 1}
+    assert parent == "chem"
+    assert_rollups_equal_fact_sums(engine)
+
+
+ADVERSARIAL = [
+    "'; DROP TABLE fact_job; --",
+    'Robert"); DELETE FROM dim_user; --',
+    "tab\there\r\nnewline\x1b[31mansi\x7f",
+    "名前-😀-\u202eevil",
+    "x" * 100_000,
+]
+
+
+def test_adversarial_strings_land_verbatim(engine: Engine) -> None:
+    records = synthdata.records(len(ADVERSARIAL), seed=9)
+    facts = [
+        fact_from_record(r.replace(job_name=name, user=name[:64], account=name[:32]))
+        for r, name in zip(records, ADVERSARIAL, strict=True)
+    ]
+    result = write_facts(engine, facts)
+    assert result.inserted == len(ADVERSARIAL) and not result.rejected
+    names = {row["job_name"] for row in fact_snapshot(engine).values()}
+    assert names == set(ADVERSARIAL)
+    assert_rollups_equal_fact_sums(engine)
+
+
+def test_bad_rows_are_rejected_by_name_and_good_rows_land(engine: Engine) -> None:
+    records = synthdata.records(40, seed=21)
+    good = [fact_from_record(r) for r in records[:30]]
+    no_cluster = fact_from_record(records[30].replace(cluster=None))
+    nul = fact_from_record(records[31].replace(job_name="evil\x00name"))
+    huge = fact_from_record(records[32]).__class__(
+        record=records[32], energy_it_j=2**70, energy_origin="slurmdbd"
+    )
+    no_submit = fact_from_record(records[33].replace(submit_time=None))
+    start_event = fact_from_record(records[34].replace(event="start"))
+    batch = [*good[:15], no_cluster, nul, huge, no_submit, start_event, *good[15:]]
+    result = write_facts(engine, batch)
+    assert result.inserted == 30 and result.ignored == 1
+    reasons = {r.job: r.reason for r in result.rejected}
+    assert len(reasons) == 4
+    assert f"?:{records[30].job_id}:" in " ".join(reasons)
+    assert any("default_cluster" in r for r in reasons.values())
+    assert any("NUL" in r and "job_name" in r for r in reasons.values())
+    assert any("energy_it_j" in r and "out of range" in r for r in reasons.values())
+    assert any("submit_time is missing" in r for r in reasons.values())
+    # With a default cluster the cluster-less record lands.
+    assert write_facts(engine, [no_cluster], default_cluster="alps").inserted == 1
+    assert_rollups_equal_fact_sums(engine)
+
+
+def _poison_trigger(engine: Engine) -> None:
+    """A real constraint the database (not the sink) enforces: job name 'poison' is refused."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(
+                text(
+                    "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$"
+                    " BEGIN IF NEW.job_name = 'poison' THEN RAISE EXCEPTION 'poison row'"
+                    " USING ERRCODE = 'check_violation'; END IF; RETURN NEW; END $$"
+                )
+            )
+            conn.execute(
+                text(
+                    "CREATE TRIGGER refuse_poison BEFORE INSERT OR UPDATE ON fact_job"
+                    " FOR EACH ROW EXECUTE FUNCTION refuse_poison()"
+                )
+            )
+        else:
+            conn.execute(
+                text(
+                    "CREATE TRIGGER refuse_poison BEFORE INSERT ON fact_job"
+                    " WHEN NEW.job_name = 'poison' BEGIN SELECT RAISE(ABORT, 'poison row'); END"
+                )
+            )
+
+
+def test_row_refused_by_the_database_does_not_abort_the_batch(engine: Engine) -> None:
+    _poison_trigger(engine)
+    records = synthdata.records(64, seed=4)
+    facts = [fact_from_record(r) for r in records]
+    facts[37] = fact_from_record(records[37].replace(job_name="poison"))
+    result = write_facts(engine, facts, batch_size=64)
+    assert result.inserted == 63
+    [rejected] = result.rejected
+    assert (
+        rejected.job == f"{records[37].cluster}:{records[37].job_id}:{records[37].key.submit_epoch}"
+    )
+    assert "poison row" in rejected.reason and rejected.job in rejected.reason
+    assert_rollups_equal_fact_sums(engine)
+
+
+def test_timestamps_are_aware_utc(engine: Engine) -> None:
+    now = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+    record = synthdata.records(3, seed=1)[0]
+    write_facts(engine, [fact_from_record(record)], now=now)
+    with engine.connect() as conn:
+        submit_at, inserted_at = conn.execute(select(FactJob.submit_at, FactJob.inserted_at)).one()
+    assert submit_at == record.submit_time
+    assert submit_at.utcoffset() == timedelta(0)
+    assert inserted_at == now

@@ -1,0 +1,11 @@
+"""The warehouse sink: facts land under their natural key, roll-ups move by the difference.
+
+Pure parts: ``prepare`` (JobFact -> validated row), ``delta`` (what a batch changes).
+Shells: ``writer.write_facts`` (batched upsert, any database), ``copy.copy_facts``
+(PostgreSQL COPY for backfills).
+"""
+
+from warehouse.sink.result import Rejected, SinkResult
+from warehouse.sink.writer import write_facts
+
+__all__ = ["Rejected", "SinkResult", "write_facts"]

@@ -1,0 +1,166 @@
+"""Shell: resolve dimension names to ids, inserting new members (idempotent, race-safe)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Table, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+
+from warehouse.models import DimAccount, DimCluster, DimPartition, DimQos, DimUser, table_of
+from warehouse.sink.prepare import NaturalKey, PreparedFact
+
+_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class DimIds:
+    """Surrogate ids of one fact's dimensions."""
+
+    cluster_id: int
+    user_id: int
+    account_id: int
+    partition_id: int
+    qos_id: int
+
+
+@dataclass
+class DimCache:
+    """Ids already committed, per dimension (ids never change once assigned)."""
+
+    clusters: dict[str, int] = field(default_factory=dict)
+    users: dict[str, int] = field(default_factory=dict)
+    accounts: dict[str, tuple[int, str | None]] = field(default_factory=dict)  # id, lineage
+    partitions: dict[tuple[int, str], int] = field(default_factory=dict)
+    qos: dict[str, int] = field(default_factory=dict)
+
+    def update(self, other: DimCache) -> None:
+        """Take ``other``'s ids (call after the transaction that made them committed)."""
+        self.clusters.update(other.clusters)
+        self.users.update(other.users)
+        self.accounts.update(other.accounts)
+        self.partitions.update(other.partitions)
+        self.qos.update(other.qos)
+
+
+def insert_for(conn: Connection, table: Table) -> Any:
+    """The dialect's INSERT (with ON CONFLICT support) for ``table``."""
+    module = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return module.insert(table)
+
+
+def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(items), _CHUNK):
+        yield items[i : i + _CHUNK]
+
+
+def _ensure_names(
+    conn: Connection, table: Table, rows: dict[str, dict[str, Any]], known: dict[str, int]
+) -> dict[str, int]:
+    """Ids of ``rows`` (name -> extra columns), inserting missing names."""
+    missing = sorted(name for name in rows if name not in known)
+    found: dict[str, int] = {}
+    if missing:
+        conn.execute(
+            insert_for(conn, table).on_conflict_do_nothing(index_elements=["name"]),
+            [{"name": name, **rows[name]} for name in missing],
+        )
+        for chunk in _chunks(missing):
+            query = select(table.c.name, table.c.id).where(table.c.name.in_(chunk))
+            found.update({name: id_ for name, id_ in conn.execute(query)})
+    return found
+
+
+def resolve(
+    conn: Connection, facts: Sequence[PreparedFact], cache: DimCache
+) -> tuple[dict[NaturalKey, DimIds], DimCache]:
+    """Ids for every fact's dimensions, and the ids this call learnt (to cache on commit)."""
+    learnt = DimCache()
+    clusters = _ensure_names(
+        conn, table_of(DimCluster), {f.dims.cluster: {} for f in facts}, cache.clusters
+    )
+    learnt.clusters.update(clusters)
+    users = _ensure_names(
+        conn, table_of(DimUser), {f.dims.user: {"uid": f.dims.uid} for f in facts}, cache.users
+    )
+    learnt.users.update(users)
+    qos = _ensure_names(conn, table_of(DimQos), {f.dims.qos: {} for f in facts}, cache.qos)
+    learnt.qos.update(qos)
+    accounts = _ensure_accounts(conn, facts, cache, learnt)
+    cluster_ids = {**cache.clusters, **clusters}
+    partitions = _ensure_partitions(
+        conn, {(cluster_ids[f.dims.cluster], f.dims.partition) for f in facts}, cache
+    )
+    learnt.partitions.update(partitions)
+    all_users = {**cache.users, **users}
+    all_qos = {**cache.qos, **qos}
+    all_partitions = {**cache.partitions, **partitions}
+    ids: dict[NaturalKey, DimIds] = {}
+    for f in facts:
+        cluster_id = cluster_ids[f.dims.cluster]
+        ids[f.key] = DimIds(
+            cluster_id=cluster_id,
+            user_id=all_users[f.dims.user],
+            account_id=accounts[f.dims.account],
+            partition_id=all_partitions[(cluster_id, f.dims.partition)],
+            qos_id=all_qos[f.dims.qos],
+        )
+    return ids, learnt
+
+
+def _ensure_accounts(
+    conn: Connection, facts: Sequence[PreparedFact], cache: DimCache, learnt: DimCache
+) -> dict[str, int]:
+    """Account ids; a new lineage (the account moved in the tree) updates the member."""
+    table = table_of(DimAccount)
+    rows: dict[str, dict[str, Any]] = {}
+    for f in facts:  # last lineage seen in the batch wins
+        d = f.dims
+        if d.account_lineage is not None or d.account not in rows:
+            rows[d.account] = {"parent_name": d.account_parent, "lineage": d.account_lineage}
+    out: dict[str, int] = {}
+    todo = []
+    for name, extra in sorted(rows.items()):
+        cached = cache.accounts.get(name)
+        if cached is not None and (extra["lineage"] is None or extra["lineage"] == cached[1]):
+            out[name] = cached[0]
+        else:
+            todo.append({"name": name, **extra})
+    if todo:
+        stmt = insert_for(conn, table)
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["name"],
+                set_={"parent_name": stmt.excluded.parent_name, "lineage": stmt.excluded.lineage},
+                where=stmt.excluded.lineage.is_not(None)
+                & table.c.lineage.is_distinct_from(stmt.excluded.lineage),
+            ),
+            todo,
+        )
+        for chunk in _chunks([r["name"] for r in todo]):
+            query = select(table.c.name, table.c.id, table.c.lineage).where(table.c.name.in_(chunk))
+            for name, id_, lineage in conn.execute(query):
+                out[name] = id_
+                learnt.accounts[name] = (id_, lineage)
+    return out
+
+
+def _ensure_partitions(
+    conn: Connection, wanted: set[tuple[int, str]], cache: DimCache
+) -> dict[tuple[int, str], int]:
+    table = table_of(DimPartition)
+    missing = sorted(p for p in wanted if p not in cache.partitions)
+    found: dict[tuple[int, str], int] = {}
+    if missing:
+        conn.execute(
+            insert_for(conn, table).on_conflict_do_nothing(index_elements=["cluster_id", "name"]),
+            [{"cluster_id": c, "name": n} for c, n in missing],
+        )
+        for chunk in _chunks(missing):
+            query = select(table.c.cluster_id, table.c.name, table.c.id).where(
+                tuple_(table.c.cluster_id, table.c.name).in_(chunk)
+            )
+            found.update({(c, n): i for c, n, i in conn.execute(query)})
+    return found
