@@ -230,6 +230,11 @@ def create_app(config: ApiConfig) -> FastAPI:
             max_delay_s=body.max_delay_s,
         )
 
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        """Liveness for orchestrators (no authentication, no data)."""
+        return {"status": "ok"}
+
     @app.post("/v1/check", response_model=m.CheckResponse, responses=errors)
     def post_check(
         body: m.CheckRequest, identity: Annotated[Identity | None, Depends(caller)]

@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "normalize": ("jobcarbon.cli.normalize", "normalize", "Normalize raw jobcomp records."),
     "demo": ("jobcarbon.cli.demo", "demo", "Run the pipeline on the embedded default."),
     "credit": ("jobcarbon.cli.credit", "credit", "Credit API, ledger sweep, deny cache."),
+    "api": ("jobcarbon.cli.credit", "serve", "Run the credit API (same as credit serve)."),
     "sbatch": ("jobcarbon.cli.sbatch", "sbatch", "Check carbon credit, then submit with sbatch."),
     "db": ("jobcarbon.cli.db", "db", "Create and migrate the warehouse schema."),
 }

@@ -208,3 +208,4 @@ def test_admin_adjust_sweep_and_deny_list(api: Api) -> None:
 def test_openapi_is_published(api: Api) -> None:
     spec = api.client.get("/openapi.json").json()
     assert {"/v1/check", "/v1/reservations", "/v1/admin/policy"} <= set(spec["paths"])
+    assert api.client.get("/healthz").json() == {"status": "ok"}
