@@ -33,6 +33,7 @@ services:                        ## install the real services the tests start (i
 bench: venv                      ## every benchmark (figures: bench/README.md)
 	$(BIN)/python -m bench.normalize
 	$(BIN)/python -m bench.predict
+	$(BIN)/python -m bench.credit
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
