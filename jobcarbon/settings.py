@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import (
@@ -67,6 +67,42 @@ class SiteSettings(BaseModel):
     pue_source: str = "Green Algorithms v3.0 default (Uptime Institute 2024)"
 
 
+class SeriesSettings(BaseModel):
+    """One intensity series estimated for every job of a zone: a provider and a signal."""
+
+    provider: str = "electricitymaps"
+    signal: Literal["average", "marginal"] = "average"
+
+
+class ProviderSettings(BaseModel):
+    """How to reach one provider's API (tokens never appear in logs or errors)."""
+
+    base_url: str | None = None  # None: the provider's documented public URL
+    token: SecretStr | None = None  # Electricity Maps ``auth-token``
+    username: str | None = None  # WattTime login (HTTP Basic -> bearer token)
+    password: SecretStr | None = None
+    timeout_s: float = Field(30.0, gt=0)
+    max_attempts: int = Field(4, ge=1, le=10)
+    backoff_s: float = Field(1.0, ge=0)
+
+
+class TariffPeriod(BaseModel):
+    """A time-of-use price: ``[start_hour, end_hour)`` local hours of the site."""
+
+    start_hour: int = Field(0, ge=0, le=23)
+    end_hour: int = Field(24, ge=1, le=24)
+    price_per_kwh: float = Field(ge=0)
+
+
+class TariffSettings(BaseModel):
+    """Electricity price of a site (facility energy), by local hour."""
+
+    name: str = "flat"
+    currency: str = "EUR"
+    timezone: str = "UTC"
+    periods: list[TariffPeriod] = []
+
+
 class CarbonSettings(BaseModel):
     """Carbon-intensity defaults and the cluster -> zone/site mapping."""
 
@@ -75,6 +111,27 @@ class CarbonSettings(BaseModel):
     #: Last-resort intensity when no series and no annual value cover a job.
     default_intensity_g_per_kwh: float = Field(475.0, gt=0)
     default_intensity_source: str = "IEA Global Energy & CO2 Status Report 2019 world average"
+    #: Series estimated per zone (first average one is the accounting series).
+    zone_series: dict[str, list[SeriesSettings]] = {}
+    #: Series for zones not in ``zone_series``.
+    default_series: list[SeriesSettings] = [SeriesSettings()]
+    #: Gaps are filled with the nearest point no further than this (0 disables it).
+    nearest_limit_s: float = Field(7200.0, ge=0)
+    #: zone -> key of its annual average in the annual table (e.g. ``FR`` -> ``FRA`` in OWID).
+    annual_zones: dict[str, str] = {}
+    #: Static per-zone factors in g/kWh (provider ``static``), e.g. a contract's value.
+    static_factors: dict[str, float] = {}
+    providers: dict[str, ProviderSettings] = {}
+    #: site -> tariff, for a cost per job.
+    tariffs: dict[str, TariffSettings] = {}
+
+    def series(self, zone: str) -> list[SeriesSettings]:
+        """The series estimated for a zone."""
+        return self.zone_series.get(zone, self.default_series)
+
+    def provider(self, name: str) -> ProviderSettings:
+        """Settings of one provider, or the defaults."""
+        return self.providers.get(name, ProviderSettings())
 
     def cluster(self, name: str | None) -> ClusterSettings:
         """Settings of one cluster, or the defaults when it is not configured."""

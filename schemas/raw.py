@@ -26,7 +26,14 @@ from functools import lru_cache
 from typing import Annotated, Any, Final
 
 import msgspec
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 
 NO_VAL16: Final = 0xFFFE
@@ -124,7 +131,8 @@ DbIndex = Annotated[int | None, Field(ge=0, le=INFINITE64), BeforeValidator(deci
 class RawJobcompRecord(BaseModel):
     """One record from ``jobcomp_common_job_record_to_data()`` (plus CSCS and jobcarbon fields)."""
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
+    # Wire keys only: "end" is an unknown key, not "@end" (the fast path agrees).
+    model_config = ConfigDict(extra="allow", frozen=True)
 
     jobid: int = Field(ge=1, lt=NO_VAL)
     sluid: str | None = None
@@ -194,6 +202,19 @@ class RawJobcompRecord(BaseModel):
     event: str | None = None
     exclusive: bool | None = None
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_python_names_as_extra(cls, data: Any, handler: Any) -> Any:
+        # A wire key equal to the Python name of an aliased field ("end" for "@end") is an
+        # unknown key; pydantic would silently drop it, the contract keeps it.
+        if isinstance(data, dict):
+            clashes = {k: data[k] for k in _ALIASED_NAMES if k in data}
+            if clashes:
+                model = handler({k: v for k, v in data.items() if k not in clashes})
+                model.__pydantic_extra__.update(clashes)
+                return model
+        return handler(data)
+
     @property
     def extra_fields(self) -> dict[str, Any]:
         """Keys Slurm sent that this model does not know, kept as they came."""
@@ -203,6 +224,10 @@ class RawJobcompRecord(BaseModel):
         """Every field by model name, absent ones as None (what ``fast_fields`` returns)."""
         return {name: getattr(self, name) for name in type(self).model_fields}
 
+
+_ALIASED_NAMES: Final = frozenset(
+    name for name, info in RawJobcompRecord.model_fields.items() if info.alias
+)
 
 # ---------------------------------------------------------------------------------------
 # The fast path: a msgspec struct generated from the model's declarations (types, aliases,

@@ -18,6 +18,7 @@ DATA = Path(__file__).resolve().parent / "data"
 
 pytest_plugins: list[str] = [
     "tests.services.postgres",
+    "tests.services.http_script",
     "tests.services.munge",
     "tests.services.credit_api",
 ]

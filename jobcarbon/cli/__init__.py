@@ -17,6 +17,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "api": ("jobcarbon.cli.credit", "serve", "Run the credit API (same as credit serve)."),
     "sbatch": ("jobcarbon.cli.sbatch", "sbatch", "Check carbon credit, then submit with sbatch."),
     "db": ("jobcarbon.cli.db", "db", "Create and migrate the warehouse schema."),
+    "intensity": ("jobcarbon.cli.intensity", "intensity", "Fetch/import carbon-intensity series."),
+    "recompute": ("jobcarbon.cli.recompute", "recompute", "Recompute footprints after revisions."),
 }
 
 

@@ -434,3 +434,10 @@ def test_odd_job_db_inx_never_crashes(value: str) -> None:
     else:
         assert isinstance(result, Rejection) and result.reason == Reason.INVALID_FIELD
         assert "job_db_inx" in result.detail
+
+
+def test_python_field_names_are_not_wire_keys() -> None:
+    # Regression (property test): "end" is an unknown key, not the model's name for "@end".
+    record = ok(encode(upstream_24_11(end=False, submit="x")))
+    assert record.end_time is not None
+    assert record.extra == {"end": False, "submit": "x"}

@@ -1,0 +1,126 @@
+"""Where the enrich stage reads series from: small protocols with an in-memory implementation
+that the stream worker (fed by ``grid.intensity`` / ``facility.power``) and the backfill path
+(fed from the warehouse) both fill.
+
+Revisions: adding a point for an interval that already has one replaces it (the newest
+version wins); the warehouse keeps every version, this cache only the current one.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from consumers.enrich.model import AnnualFactor, IntensityPoint, PuePoint
+from schemas.fact import Signal
+
+
+class IntensityLookup(Protocol):
+    """Intensity points and annual averages."""
+
+    def points(
+        self, provider: str, zone: str, signal: Signal, start: datetime, end: datetime
+    ) -> Sequence[IntensityPoint]:
+        """Points of one series overlapping ``[start, end)``, sorted by start."""
+        ...
+
+    def annual(self, zone: str, year: int) -> AnnualFactor | None:
+        """The zone's annual average for ``year`` (or the closest earlier/undated one)."""
+        ...
+
+
+class PueLookup(Protocol):
+    """Measured PUE points of a site."""
+
+    def pue_points(self, site: str, start: datetime, end: datetime) -> Sequence[PuePoint]:
+        """Points overlapping ``[start, end)``, sorted by start."""
+        ...
+
+
+class _Series:
+    """One series' points by start time (non-overlapping as providers deliver them)."""
+
+    def __init__(self) -> None:
+        self.starts: list[datetime] = []
+        self.items: list[IntensityPoint | PuePoint] = []
+
+    def put(self, item: IntensityPoint | PuePoint) -> None:
+        i = bisect.bisect_left(self.starts, item.start_at)
+        if i < len(self.starts) and self.starts[i] == item.start_at:
+            self.items[i] = item  # a revision replaces the value
+        else:
+            self.starts.insert(i, item.start_at)
+            self.items.insert(i, item)
+
+    def window(self, start: datetime, end: datetime) -> list[IntensityPoint | PuePoint]:
+        # Back up one: the point starting before ``start`` may still overlap it.
+        i = max(bisect.bisect_left(self.starts, start) - 1, 0)
+        j = bisect.bisect_left(self.starts, end)
+        return [p for p in self.items[i:j] if p.end_at > start]
+
+
+class InMemoryLookup:
+    """Intensity, annual and PUE series held in memory (implements both protocols)."""
+
+    def __init__(self) -> None:
+        self._series: dict[tuple[str, str, str], _Series] = {}
+        self._pue: dict[str, _Series] = {}
+        self._annual: dict[str, dict[int | None, AnnualFactor]] = {}
+
+    def add(self, points: Iterable[IntensityPoint]) -> int:
+        """Add (or revise) intensity points; returns how many were given."""
+        n = 0
+        for p in points:
+            self._series.setdefault((p.provider, p.zone, p.signal), _Series()).put(p)
+            n += 1
+        return n
+
+    def add_pue(self, points: Iterable[PuePoint]) -> int:
+        """Add (or revise) measured PUE points."""
+        n = 0
+        for p in points:
+            self._pue.setdefault(p.site, _Series()).put(p)
+            n += 1
+        return n
+
+    def add_annual(self, factors: Iterable[AnnualFactor]) -> int:
+        """Add annual/static factors (a later one for the same zone and year wins)."""
+        n = 0
+        for f in factors:
+            self._annual.setdefault(f.zone, {})[f.year] = f
+            n += 1
+        return n
+
+    def points(
+        self, provider: str, zone: str, signal: Signal, start: datetime, end: datetime
+    ) -> list[IntensityPoint]:
+        """See ``IntensityLookup.points``."""
+        series = self._series.get((provider, zone, signal))
+        if series is None:
+            return []
+        return [p for p in series.window(start, end) if isinstance(p, IntensityPoint)]
+
+    def pue_points(self, site: str, start: datetime, end: datetime) -> list[PuePoint]:
+        """See ``PueLookup.pue_points``."""
+        series = self._pue.get(site)
+        if series is None:
+            return []
+        return [p for p in series.window(start, end) if isinstance(p, PuePoint)]
+
+    def annual(self, zone: str, year: int) -> AnnualFactor | None:
+        """See ``IntensityLookup.annual``: the year itself, else the latest earlier year, else
+        the undated value, else the earliest later year."""
+        by_year = self._annual.get(zone)
+        if not by_year:
+            return None
+        if year in by_year:
+            return by_year[year]
+        dated = sorted(y for y in by_year if y is not None)
+        earlier = [y for y in dated if y < year]
+        if earlier:
+            return by_year[earlier[-1]]
+        if None in by_year:
+            return by_year[None]
+        return by_year[dated[0]] if dated else None
