@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from fastapi import FastAPI
+from sqlalchemy import Engine
 
 from jobcarbon.api.app import ApiConfig, PolicyHolder, create_app
 from jobcarbon.api.auth import MungeVerifier, uid_resolver
@@ -50,6 +52,50 @@ class ForecastFile:
             with open(self.path) as fh:
                 self._points = parse_forecast(fh.read())
             self._mtime = mtime
+        return [p for p in self._points if p.end_at > now]
+
+
+class WarehouseForecast:
+    """The forecast from the warehouse's intensity series (the carbon poller's provider
+    forecasts, then 1-day and 7-day persistence: ``consumers.enrich.forecast``), for the
+    cluster's zone and first average-signal series; re-read every ``refresh_s``."""
+
+    def __init__(
+        self, engine: Engine, settings: Settings, horizon: timedelta, refresh_s: float = 300.0
+    ) -> None:
+        self.engine, self.horizon, self.refresh_s = engine, horizon, refresh_s
+        carbon = settings.carbon
+        self.zone = carbon.cluster(settings.credit.cluster).zone
+        series = [s for s in carbon.series(self.zone) if s.signal == "average"]
+        self.provider = series[0].provider if series else None
+        self._at = -1e18
+        self._points: list[ForecastPoint] = []
+
+    @property
+    def source(self) -> str:
+        return f"forecast {self.provider}:{self.zone} (provider, then persistence)"
+
+    def __call__(self, now: datetime) -> Sequence[ForecastPoint]:
+        if self.provider is None:
+            return ()
+        if time.monotonic() - self._at > self.refresh_s:
+            from consumers.enrich.forecast import forecast_from_lookup
+            from consumers.enrich.lookup import InMemoryLookup
+            from warehouse.series_store import read_intensity
+
+            start, end = now, now + self.horizon
+            lookup = InMemoryLookup()
+            with self.engine.connect() as conn:
+                lookup.add(
+                    read_intensity(
+                        conn, self.provider, self.zone, "average", start - timedelta(days=7), end
+                    )
+                )
+            result = forecast_from_lookup(lookup, self.provider, self.zone, "average", start, end)
+            self._points = [
+                ForecastPoint(p.start_at, p.end_at, p.value_g_per_kwh) for p in result.points
+            ]
+            self._at = time.monotonic()
         return [p for p in self._points if p.end_at > now]
 
 
