@@ -16,7 +16,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "credit": ("jobcarbon.cli.credit", "credit", "Credit API, ledger sweep, deny cache."),
     "api": ("jobcarbon.cli.credit", "serve", "Run the credit API (same as credit serve)."),
     "sbatch": ("jobcarbon.cli.sbatch", "sbatch", "Check carbon credit, then submit with sbatch."),
+    "report": ("jobcarbon.cli.report", "report", "Validation report: Slurm energy vs meters."),
     "db": ("jobcarbon.cli.db", "db", "Create and migrate the warehouse schema."),
+    "load": ("jobcarbon.cli.load", "load", "Load normalized records into the warehouse."),
     "intensity": ("jobcarbon.cli.intensity", "intensity", "Fetch/import carbon-intensity series."),
     "recompute": ("jobcarbon.cli.recompute", "recompute", "Recompute footprints after revisions."),
 }
