@@ -32,6 +32,7 @@ services:                        ## install the real services the tests start (i
 
 bench: venv                      ## every benchmark (figures: bench/README.md)
 	$(BIN)/python -m bench.normalize
+	$(BIN)/python -m bench.warehouse
 	$(BIN)/python -m bench.enrich
 	$(BIN)/python -m bench.predict
 	$(BIN)/python -m bench.credit

@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "report": ("jobcarbon.cli.report", "report", "Validation report: Slurm energy vs meters."),
     "db": ("jobcarbon.cli.db", "db", "Create and migrate the warehouse schema."),
     "load": ("jobcarbon.cli.load", "load", "Load normalized records into the warehouse."),
+    "jobs": ("jobcarbon.cli.jobs", "jobs", "List finished jobs with energy and CO2e."),
+    "usage": ("jobcarbon.cli.usage", "usage", "Footprint totals per user or account."),
     "intensity": ("jobcarbon.cli.intensity", "intensity", "Fetch/import carbon-intensity series."),
     "recompute": ("jobcarbon.cli.recompute", "recompute", "Recompute footprints after revisions."),
 }

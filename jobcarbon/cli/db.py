@@ -69,3 +69,25 @@ def current(ctx: click.Context, db_url: str | None) -> None:
     finally:
         engine.dispose()
     click.echo(f"warehouse at revision {at or 'base'} (head {migrate.head()})")
+
+
+@db.command("grant-reader")
+@DB_OPTION
+@click.option("--member", help="An existing login role to make a reader.")
+@click.pass_context
+def grant_reader(ctx: click.Context, db_url: str | None, member: str | None) -> None:
+    """Create the read-only role jobcarbon_reader (PostgreSQL) and grant it SELECT."""
+    from warehouse.engine import make_engine
+    from warehouse.roles import RoleError
+    from warehouse.roles import grant_reader as grant
+
+    engine = make_engine(warehouse_url(ctx, db_url))
+    try:
+        grant(engine, member)
+    except RoleError as exc:
+        raise click.UsageError(str(exc)) from exc
+    finally:
+        engine.dispose()
+    click.echo(
+        "jobcarbon_reader can read the warehouse" + (f"; {member} is a member" if member else "")
+    )

@@ -49,7 +49,7 @@ class PostgresServer:
         with psycopg.connect(
             host=self.host, port=self.port, user=SUPERUSER, dbname=database, autocommit=True
         ) as conn:
-            conn.execute(sql)  # type: ignore[arg-type]
+            conn.execute(sql.encode())
 
 
 def _free_port() -> int:
@@ -64,7 +64,8 @@ def _as_postgres(args: list[str]) -> list[str]:
     return args
 
 
-def _start(tmp: Path) -> PostgresServer:
+def start_server(tmp: Path) -> PostgresServer:
+    """initdb and start a server in ``tmp`` (owned by ``postgres``); ``unavailable`` if not."""
     if not (PG_BIN / "initdb").exists():
         unavailable(
             f"PostgreSQL binaries not found in {PG_BIN} (scripts/install.d/30-warehouse.sh)"
@@ -107,16 +108,21 @@ def postgres_server() -> Iterator[PostgresServer]:
     if shutil.which("runuser") is None and os.geteuid() == 0:
         unavailable("runuser is missing (util-linux)")
     tmp = Path(tempfile.mkdtemp(prefix="jobcarbon-pg-"))
-    server = _start(tmp)
+    server = start_server(tmp)
     try:
         yield server
     finally:
-        subprocess.run(
-            _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(server.data_dir), "-m", "immediate",
-                          "-w", "stop"]),
-            capture_output=True, check=False,
-        )  # fmt: skip
+        stop_server(server)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def stop_server(server: PostgresServer) -> None:
+    """Stop a server started by ``start_server`` (immediate: the data is throwaway)."""
+    subprocess.run(
+        _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(server.data_dir), "-m", "immediate",
+                      "-w", "stop"]),
+        capture_output=True, check=False,
+    )  # fmt: skip
 
 
 @contextlib.contextmanager

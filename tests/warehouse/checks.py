@@ -39,8 +39,8 @@ def fact_snapshot(engine: Engine) -> dict[tuple[Any, ...], dict[str, Any]]:
     out: dict[tuple[Any, ...], dict[str, Any]] = {}
     with engine.connect() as conn:
         estimates: dict[int, list[tuple[Any, ...]]] = {}
-        for row in conn.execute(co2e_sql):
-            estimates.setdefault(row[0], []).append(tuple(row[1:]))
+        for est in conn.execute(co2e_sql):
+            estimates.setdefault(est[0], []).append(tuple(est[1:]))
         for row in conn.execute(sql).mappings():
             values = {k: v for k, v in row.items() if k not in IGNORED_FACT_COLUMNS}
             for k in ("cluster_id", "user_id", "account_id", "partition_id", "qos_id"):

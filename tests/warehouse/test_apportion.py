@@ -11,8 +11,8 @@ from warehouse.models import MEASURES
 from warehouse.sink.delta import RollupInput, add_contribution, empty_delta
 
 
-def _e(*args: int) -> int:
-    return int(datetime(*args, tzinfo=UTC).timestamp())
+def _e(year: int, month: int, day: int, hour: int = 0) -> int:
+    return int(datetime(year, month, day, hour, tzinfo=UTC).timestamp())
 
 
 def test_job_over_midnight_splits_in_half() -> None:

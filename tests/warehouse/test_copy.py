@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 
 import msgspec
 import pytest
@@ -26,10 +27,10 @@ pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-def pg_engine(pg_database: str) -> Engine:
+def pg_engine(pg_database: str) -> Iterator[Engine]:
     engine = make_engine(pg_database)
     migrate.upgrade(engine)
-    yield engine  # type: ignore[misc]
+    yield engine
     engine.dispose()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from warehouse import migrate
@@ -50,7 +50,7 @@ def test_migrated_schema_matches_models(empty_url: str) -> None:
         engine.dispose()
 
 
-def test_one_allocation_per_scope_and_period(engine) -> None:  # type: ignore[no-untyped-def]
+def test_one_allocation_per_scope_and_period(engine: Engine) -> None:
     insert = text(
         "INSERT INTO credit_allocation (account, user_name, cluster, period_start, period_end,"
         " amount_g, carry_over_g, created_at, actor) VALUES (:account, :user_name, NULL,"
@@ -64,7 +64,7 @@ def test_one_allocation_per_scope_and_period(engine) -> None:  # type: ignore[no
         conn.execute(insert, {"account": "phys", "user_name": None})
 
 
-def test_ledger_is_append_only(engine) -> None:  # type: ignore[no-untyped-def]
+def test_ledger_is_append_only(engine: Engine) -> None:
     with engine.begin() as conn:
         conn.execute(
             text(

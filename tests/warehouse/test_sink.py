@@ -7,6 +7,7 @@ import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -35,15 +36,15 @@ def workload() -> list[JobFact]:
     return synthdata.facts(N_JOBS, seed=11)
 
 
-def _rollups(engine: Engine) -> dict[str, dict]:  # type: ignore[type-arg]
+def _rollups(engine: Engine) -> dict[str, dict[tuple[Any, ...], tuple[float, ...]]]:
     return {table: rollup_snapshot(engine, table) for table in ROLLUPS}
 
 
 def test_replays_shuffled_with_duplicates_give_identical_facts_and_rollups(
     engine: Engine,
     workload: list[JobFact],
-    tmp_path,
-    request,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     """Three loads of the same 10k jobs: in order; again shuffled with 10 % duplicates;
     and shuffled with duplicates into a second, empty warehouse."""
@@ -243,3 +244,70 @@ def test_timestamps_are_aware_utc(engine: Engine) -> None:
     assert submit_at == record.submit_time
     assert submit_at.utcoffset() == timedelta(0)
     assert inserted_at == now
+
+
+def test_midnight_job_lands_half_in_each_day_by_hand(engine: Engine) -> None:
+    # 22:00 -> 02:00 across 31 Jan / 1 Feb, 7.2 MJ (2 kWh) IT, 64 CPUs: 1 kWh and 128
+    # core-hours on each day, half in January and half in February; counted on 1 Feb.
+    record = synthdata.records(5, seed=6)[0].replace(
+        user="handcase",
+        account="handacct",
+        submit_time=datetime(2024, 1, 31, 21, 0, tzinfo=UTC),
+        start_time=datetime(2024, 1, 31, 22, 0, tzinfo=UTC),
+        end_time=datetime(2024, 2, 1, 2, 0, tzinfo=UTC),
+        elapsed_s=4 * 3600,
+        cpus=64,
+        gpus=None,
+    )
+    fact = JobFact(record=record, energy_it_j=7_200_000, energy_origin="slurmdbd")
+    assert write_facts(engine, [fact]).inserted == 1
+    with engine.connect() as conn:
+        days = conn.execute(
+            text(
+                "SELECT r.day, r.jobs, r.energy_it_j, r.core_hours, r.runtime_s"
+                " FROM rollup_user_day r JOIN dim_user u ON u.id = r.user_id"
+                " WHERE u.name = 'handcase' ORDER BY r.day"
+            )
+        ).all()
+        months = conn.execute(
+            text(
+                "SELECT r.month, r.jobs, r.energy_it_j FROM rollup_account_month r"
+                " JOIN dim_account a ON a.id = r.account_id WHERE a.name = 'handacct'"
+                " ORDER BY r.month"
+            )
+        ).all()
+    assert [(str(d), j, e, c, s) for d, j, e, c, s in days] == [
+        ("2024-01-31", 0, 3_600_000.0, 128.0, 7200.0),
+        ("2024-02-01", 1, 3_600_000.0, 128.0, 7200.0),
+    ]
+    assert [(str(m), j, e) for m, j, e in months] == [
+        ("2024-01-01", 0, 3_600_000.0),
+        ("2024-02-01", 1, 3_600_000.0),
+    ]
+
+
+def test_energy_update_outranks_a_late_end_record(engine: Engine) -> None:
+    record = synthdata.records(5, seed=12)[1].replace(energy_j=None)
+    end = fact_from_record(record)
+    update = JobFact(
+        record=record.replace(event="energy_update"),
+        energy_it_j=5_000_000,
+        energy_origin="jobcomp",
+    )
+    assert write_facts(engine, [update]).inserted == 1
+    late = write_facts(engine, [end])  # the end record arrives after the update
+    assert late.stale == 1 and late.updated == 0
+    with engine.connect() as conn:
+        energy = conn.execute(select(FactJob.energy_it_j)).scalar_one()
+    assert energy == 5_000_000
+    assert_rollups_equal_fact_sums(engine)
+
+
+def test_schema_recreated_under_the_same_engine_still_lands(engine: Engine) -> None:
+    records = synthdata.records(20, seed=30)
+    assert write_facts(engine, [fact_from_record(r) for r in records[:10]]).inserted == 10
+    migrate.downgrade(engine, "base")  # the engine's cached dimension ids are now stale
+    migrate.upgrade(engine)
+    result = write_facts(engine, [fact_from_record(r) for r in records[10:]])
+    assert result.inserted == 10 and not result.rejected
+    assert_rollups_equal_fact_sums(engine)

@@ -78,8 +78,7 @@ def _copy_in(
     conn: Connection, facts: Sequence[PreparedFact], cache: DimCache, now: datetime
 ) -> tuple[SinkResult, DimCache]:
     ids, learnt = resolve(conn, facts, cache)
-    rows = [{**fact_values(f, ids[f.key], now), "inserted_at": now} for f in facts]
-    columns = list(rows[0])
+    columns = [*fact_values(facts[0], ids[facts[0].key], now), "inserted_at"]
     # Identifiers are the model's own column names, composed by psycopg (never user text).
     column_list = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
     raw: Any = conn.connection.driver_connection
@@ -89,8 +88,11 @@ def _copy_in(
         cur.execute("ALTER TABLE stage_fact DROP COLUMN id")
         copy_stage = sql.SQL("COPY stage_fact ({}) FROM STDIN").format(column_list)
         with cur.copy(copy_stage) as copy:
-            for row in rows:
-                copy.write_row([row[c] for c in columns])
+            write = copy.write_row
+            for f in facts:  # the order of fact_values: columns, dimension ids, hash, times
+                d = ids[f.key]
+                write((*f.columns.values(), d.cluster_id, d.user_id, d.account_id,
+                       d.partition_id, d.qos_id, f.content_hash, now, now))  # fmt: skip
         cur.execute(
             sql.SQL(
                 "INSERT INTO fact_job ({cols}) SELECT {cols} FROM stage_fact"
@@ -103,13 +105,14 @@ def _copy_in(
         new: list[tuple[int, PreparedFact]] = []
         existing: list[PreparedFact] = []
         delta = empty_delta()
-        for fact, row in zip(facts, rows, strict=True):
-            fact_id = inserted.get((row["cluster_id"], fact.key[1], fact.key[2]))
+        for fact in facts:
+            d = ids[fact.key]
+            fact_id = inserted.get((d.cluster_id, fact.key[1], fact.key[2]))
             if fact_id is None:
                 existing.append(fact)
                 continue
             new.append((fact_id, fact))
-            add_contribution(delta, rollup_input(row, row["user_id"], row["account_id"]))
+            add_contribution(delta, rollup_input(fact.columns, d.user_id, d.account_id))
         copy_co2e = sql.SQL("COPY fact_job_co2e ({}) FROM STDIN").format(
             sql.SQL(", ").join(sql.Identifier(c) for c in _CO2E_COLUMNS)
         )

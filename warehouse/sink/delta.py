@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Final, NamedTuple
 
-from warehouse.apportion import anchor_epoch, day_of, month_of, split_days, split_months
+from warehouse.apportion import (
+    DAY_S,
+    anchor_epoch,
+    day_of,
+    month_of,
+    split_days,
+    split_months,
+)
 from warehouse.models.rollups import COUNT_MEASURES, MEASURES
 from warehouse.sink.prepare import UNRECONCILED, NaturalKey, PreparedFact, energy_quality
 
@@ -67,36 +74,57 @@ def add_contribution(delta: RollupDelta, job: RollupInput, sign: float = 1.0) ->
         sign if job.reconcile_status in UNRECONCILED else 0.0,
     )
     cpus, gpus = job.cpus or 0, job.gpus or 0
-    has_energy = job.energy_it_j is not None
+    core_with_energy = cpus if job.energy_it_j is not None else 0
     energy = float(job.energy_it_j or 0)
     facility = job.energy_facility_j or 0.0
     co2e = job.co2e_g or 0.0
     cost = job.cost or 0.0
     anchor = anchor_epoch(job.start_epoch, job.end_epoch, job.submit_epoch)
-    for table, dim_id, monthly in (
-        ("rollup_user_day", job.user_id, False),
-        ("rollup_account_day", job.account_id, False),
-        ("rollup_account_month", job.account_id, True),
+    user_day, account_day = delta["rollup_user_day"], delta["rollup_account_day"]
+    account_month = delta["rollup_account_month"]
+
+    def add(values: list[float], seconds: int, share: float) -> None:
+        s = sign * share
+        values[6] += sign * seconds
+        values[7] += sign * cpus * seconds / 3600.0
+        values[8] += sign * core_with_energy * seconds / 3600.0
+        values[9] += sign * gpus * seconds / 3600.0
+        values[10] += s * energy
+        values[11] += s * facility
+        values[12] += s * co2e
+        values[13] += s * cost
+
+    day = day_of(anchor)
+    month = month_of(anchor)
+    start, end = job.start_epoch, job.end_epoch
+    if start is not None and end is not None and start < end and start // DAY_S == end // DAY_S:
+        # Most jobs: the whole run and the end in one day (and so one month): one row each.
+        seconds = end - start
+        hours = sign * seconds / 3600.0
+        measures = (
+            *counts, sign * seconds, cpus * hours, core_with_energy * hours, gpus * hours,
+            sign * energy, sign * facility, sign * co2e, sign * cost,
+        )  # fmt: skip
+        for values in (
+            _row(user_day, (job.user_id, day)),
+            _row(account_day, (job.account_id, day)),
+            _row(account_month, (job.account_id, month)),
+        ):
+            for i, x in enumerate(measures):
+                values[i] += x
+        return
+    for values in (
+        _row(user_day, (job.user_id, day)),
+        _row(account_day, (job.account_id, day)),
+        _row(account_month, (job.account_id, month)),
     ):
-        rows = delta[table]
-        split = split_months if monthly else split_days
-        anchor_period = month_of(anchor) if monthly else day_of(anchor)
-        values = _row(rows, (dim_id, anchor_period))
         for i in range(_N_COUNTS):
             values[i] += counts[i]
-        for period, seconds, share in split(job.start_epoch, job.end_epoch, anchor):
-            values = _row(rows, (dim_id, period))
-            core_h = cpus * seconds / 3600.0
-            s = sign * share
-            values[6] += sign * seconds
-            values[7] += sign * core_h
-            if has_energy:
-                values[8] += sign * core_h
-            values[9] += sign * gpus * seconds / 3600.0
-            values[10] += s * energy
-            values[11] += s * facility
-            values[12] += s * co2e
-            values[13] += s * cost
+    for period, seconds, share in split_days(job.start_epoch, job.end_epoch, anchor):
+        add(_row(user_day, (job.user_id, period)), seconds, share)
+        add(_row(account_day, (job.account_id, period)), seconds, share)
+    for period, seconds, share in split_months(job.start_epoch, job.end_epoch, anchor):
+        add(_row(account_month, (job.account_id, period)), seconds, share)
 
 
 def _row(rows: dict[tuple[int, date], list[float]], key: tuple[int, date]) -> list[float]:

@@ -7,7 +7,7 @@ ids. Every error names the job (``cluster:job_id:submit_epoch``) and the field.
 from __future__ import annotations
 
 import hashlib
-import math
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -74,10 +74,18 @@ def key_label(key: tuple[Any, Any, Any]) -> str:
     return ":".join("?" if part is None else str(part) for part in key)
 
 
-def precedence(reconcile_status: str, has_footprint: bool) -> int:
+def precedence(reconcile_status: str, has_footprint: bool, event: str = "end") -> int:
     """How final a fact is: a fact never replaces a stored one of higher precedence, so
-    replaying raw records after reconciliation or enrichment changes nothing."""
-    return (2 if reconcile_status in FINAL_RECONCILE else 0) + (1 if has_footprint else 0)
+    replaying raw records after reconciliation or enrichment changes nothing.
+
+    Final reconciliation outranks a footprint, which outranks the event kind: the patch's
+    ``energy_update`` (final energy, sent after the end record) outranks ``end``.
+    """
+    return (
+        (4 if reconcile_status in FINAL_RECONCILE else 0)
+        + (2 if has_footprint else 0)
+        + (1 if event == "energy_update" else 0)
+    )
 
 
 def is_landable(fact: JobFact) -> bool:
@@ -92,11 +100,10 @@ def account_parent(account: str, lineage: str | None) -> str | None:
     """
     if not lineage:
         return None
-    parts = [p for p in lineage.split("/") if p]
+    # User associations in lineages look like ``0-user``; they are never parents.
+    parts = [p for p in lineage.split("/") if p and not (p[:1].isdigit() and "-" in p)]
     while parts and parts[-1] == account:
         parts.pop()
-    # User associations in lineages look like ``0-user``; they are never parents.
-    parts = [p for p in parts if not p[:1].isdigit() or "-" not in p]
     return parts[-1] if parts else None
 
 
@@ -104,176 +111,202 @@ def _epoch(value: datetime | None) -> int | None:
     return None if value is None else int(value.timestamp())
 
 
-class _Checker:
-    """Collects field checks for one fact; raises FactError naming the job."""
+def _fail(label: str, name: str, value: Any, why: str) -> FactError:
+    shown = repr(value)
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    return FactError(f"job {label}: {name}={shown} {why}")
 
-    def __init__(self, label: str) -> None:
-        self.label = label
 
-    def fail(self, name: str, value: Any, why: str) -> FactError:
-        shown = repr(value)
-        if len(shown) > 80:
-            shown = shown[:77] + "..."
-        return FactError(f"job {self.label}: {name}={shown} {why}")
+_I64: Final = (-INT64_MAX - 1, INT64_MAX)
+_N64: Final = (0, INT64_MAX)
+_MAXF: Final = sys.float_info.max
+#: Integer columns and their ranges (BIGINT, or NUMERIC(20) for job_db_inx).
+INT_RULES: Final[dict[str, tuple[int, int]]] = {
+    "job_id": _N64, "submit_epoch": _I64, "record_version": _N64, "array_job_id": _I64,
+    "array_task_id": _I64, "het_job_id": _I64, "het_job_offset": _I64,
+    "job_db_inx": (0, UINT64_MAX), "uid": _I64, "gid": _I64, "start_epoch": _I64,
+    "end_epoch": _I64, "elapsed_s": _N64, "time_limit_s": _I64, "node_count": _N64,
+    "cpus": _N64, "gpus": _N64, "billing": _I64, "energy_it_j": _N64,
+    "jobcomp_energy_j": _N64, "db_energy_j": _I64, "db_job_db_inx": (0, UINT64_MAX),
+    "reconcile_attempts": _N64,
+}  # fmt: skip
+#: Float columns and their ranges (finite: NaN and infinities fail the range test).
+REAL_RULES: Final[dict[str, tuple[float, float]]] = {
+    "mem_mb": (0.0, _MAXF), "pue_factor": (1.0, _MAXF), "pue_coverage": (0.0, 1.0),
+    "energy_facility_j": (0.0, _MAXF), "co2e_g": (0.0, _MAXF),
+    "co2e_factor_g_per_kwh_it": (0.0, _MAXF), "co2e_coverage": (0.0, 1.0),
+    "cost": (-_MAXF, _MAXF),
+}  # fmt: skip
+CO2E_RULES: Final[dict[str, tuple[float, float]]] = {
+    "factor_g_per_kwh_it": (0.0, _MAXF), "intensity_g_per_kwh": (0.0, _MAXF),
+    "coverage": (0.0, 1.0), "estimated_share": (0.0, 1.0), "co2e_g": (0.0, _MAXF),
+}  # fmt: skip
 
-    def int64(self, name: str, value: int | None, minimum: int = -INT64_MAX - 1) -> int | None:
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(name, value, "is not an integer")
-        if not minimum <= value <= INT64_MAX:
-            raise self.fail(name, value, f"is out of range [{minimum}, 2^63-1]")
-        return value
 
-    def uint64(self, name: str, value: int | None) -> int | None:
-        if value is None:
-            return None
-        if not 0 <= value <= UINT64_MAX:
-            raise self.fail(name, value, "is out of range [0, 2^64-1]")
-        return value
+def _check_ranges(label: str, columns: dict[str, Any], co2e: tuple[dict[str, Any], ...]) -> None:
+    for rules in (INT_RULES, REAL_RULES):
+        for name, (low, high) in rules.items():
+            value = columns[name]
+            if value is not None and not low <= value <= high:
+                raise _fail(label, name, value, f"is out of range [{low}, {high}]")
+    for row in co2e:
+        for name, (low, high) in CO2E_RULES.items():
+            value = row[name]
+            if value is not None and not low <= value <= high:
+                raise _fail(label, f"estimate.{name}", value, f"is out of range [{low}, {high}]")
 
-    def real(
-        self,
-        name: str,
-        value: float | None,
-        minimum: float | None = None,
-        maximum: float | None = None,
-    ) -> float | None:
-        if value is None:
-            return None
-        number = float(value)
-        if not math.isfinite(number):
-            raise self.fail(name, value, "is not a finite number")
-        if minimum is not None and number < minimum:
-            raise self.fail(name, value, f"is below {minimum}")
-        if maximum is not None and number > maximum:
-            raise self.fail(name, value, f"is above {maximum}")
-        return number
 
-    def text(self, name: str, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if "\x00" in value:
-            raise self.fail(name, value, "contains a NUL character")
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise self.fail(name, value, "is not valid Unicode (lone surrogate)") from None
-        return value
+def _check_text(label: str, name: str, value: Any) -> None:
+    if not isinstance(value, str):
+        return
+    if "\x00" in value:
+        raise _fail(label, name, value, "contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _fail(label, name, value, "is not valid Unicode (lone surrogate)") from None
+
+
+def _explain_text(
+    label: str, columns: dict[str, Any], dims: Dims, co2e: tuple[dict[str, Any], ...]
+) -> None:
+    """The slow path behind the encoder's screen: name the first bad text field."""
+    for name in Dims.__slots__:
+        _check_text(label, name, getattr(dims, name))
+    for name, value in columns.items():
+        _check_text(label, name, value)
+    for row in co2e:
+        for name, value in row.items():
+            _check_text(label, f"estimate.{name}", value)
+
+
+def _dims_tuple(d: Dims) -> tuple[Any, ...]:
+    return (d.cluster, d.user, d.uid, d.account, d.account_parent, d.account_lineage,
+            d.partition, d.qos)  # fmt: skip
 
 
 def prepare(fact: JobFact, default_cluster: str | None = None) -> PreparedFact:
-    """Validate ``fact`` and build its warehouse row. Raises FactError naming the job."""
+    """Validate ``fact`` and build its warehouse row. Raises FactError naming the job.
+
+    Checks: the natural key is complete, the event is a finished job, the run window is
+    ordered, integers fit their columns, floats are finite and in range, text has no NUL
+    and is valid Unicode (screened through the content-hash encoding, explained per field).
+    """
     rec = fact.record
     cluster = rec.cluster or default_cluster
     epoch = _epoch(rec.submit_time)
-    check = _Checker(key_label((cluster, rec.job_id, epoch)))
+    label = key_label((cluster, rec.job_id, epoch))
     if not cluster:
-        raise FactError(
-            f"job {check.label}: cluster is missing and settings.default_cluster is not set"
-        )
+        raise FactError(f"job {label}: cluster is missing and settings.default_cluster is not set")
     if epoch is None:
-        raise FactError(f"job {check.label}: submit_time is missing (part of the natural key)")
-    check.int64("job_id", rec.job_id, 0)
-    check.int64("submit_epoch", epoch)
+        raise FactError(f"job {label}: submit_time is missing (part of the natural key)")
     if not is_landable(fact):
-        raise FactError(f"job {check.label}: event={rec.event!r} is not a finished job")
+        raise FactError(f"job {label}: event={rec.event!r} is not a finished job")
     start_epoch, end_epoch = _epoch(rec.start_time), _epoch(rec.end_time)
     if start_epoch is not None and end_epoch is not None and end_epoch < start_epoch:
-        raise check.fail("end_time", rec.end_time, f"is before start_time {rec.start_time}")
-
-    account = check.text("account", rec.account) or NONE
-    lineage = check.text("parent_accounts", rec.parent_accounts)
-    dims = Dims(
-        cluster=check.text("cluster", cluster) or NONE,
-        user=check.text("user", rec.user) or NONE,
-        uid=check.int64("user_id", rec.user_id),
-        account=account,
-        account_parent=account_parent(account, lineage),
-        account_lineage=lineage,
-        partition=check.text("partition", rec.partition) or NONE,
-        qos=check.text("qos", rec.qos) or NONE,
-    )
+        raise _fail(label, "end_time", rec.end_time, f"is before start_time {rec.start_time}")
     if fact.energy_it_j is None and fact.energy_origin != "none":
-        raise check.fail("energy_origin", fact.energy_origin, "but energy_it_j is missing")
+        raise _fail(label, "energy_origin", fact.energy_origin, "but energy_it_j is missing")
+
+    account = rec.account or NONE
+    dims = Dims(
+        cluster=cluster,
+        user=rec.user or NONE,
+        uid=rec.user_id,
+        account=account,
+        account_parent=account_parent(account, rec.parent_accounts),
+        account_lineage=rec.parent_accounts,
+        partition=rec.partition or NONE,
+        qos=rec.qos or NONE,
+    )
     columns: dict[str, Any] = {
         "job_id": rec.job_id,
         "submit_epoch": epoch,
         "event": rec.event,
         "record_version": rec.record_version,
-        "array_job_id": check.int64("array_job_id", rec.array_job_id),
-        "array_task_id": check.int64("array_task_id", rec.array_task_id),
-        "het_job_id": check.int64("het_job_id", rec.het_job_id),
-        "het_job_offset": check.int64("het_job_offset", rec.het_job_offset),
-        "sluid": check.text("sluid", rec.sluid),
-        "job_db_inx": check.uint64("job_db_inx", rec.job_db_inx),
-        "job_name": check.text("job_name", rec.job_name),
-        "uid": dims.uid,
-        "group_name": check.text("group", rec.group),
-        "gid": check.int64("group_id", rec.group_id),
-        "state": check.text("state", rec.state),
-        "exit_code": check.text("exit_code", rec.exit_code),
-        "derived_exit_code": check.text("derived_exit_code", rec.derived_exit_code),
+        "array_job_id": rec.array_job_id,
+        "array_task_id": rec.array_task_id,
+        "het_job_id": rec.het_job_id,
+        "het_job_offset": rec.het_job_offset,
+        "sluid": rec.sluid,
+        "job_db_inx": rec.job_db_inx,
+        "job_name": rec.job_name,
+        "uid": rec.user_id,
+        "group_name": rec.group,
+        "gid": rec.group_id,
+        "state": rec.state,
+        "exit_code": rec.exit_code,
+        "derived_exit_code": rec.derived_exit_code,
         "submit_at": rec.submit_time,
         "eligible_at": rec.eligible_time,
         "start_at": rec.start_time,
         "end_at": rec.end_time,
         "start_epoch": start_epoch,
         "end_epoch": end_epoch,
-        "elapsed_s": check.int64("elapsed_s", rec.elapsed_s, 0),
-        "time_limit_s": check.int64("time_limit_s", rec.time_limit_s),
-        "node_count": check.int64("node_count", rec.node_count, 0),
-        "nodes": check.text("nodes", rec.nodes),
-        "cpus": check.int64("cpus", rec.cpus, 0),
-        "gpus": check.int64("gpus", rec.gpus, 0),
-        "mem_mb": check.real("mem_mb", rec.mem_mb, 0.0),
-        "billing": check.int64("billing", rec.billing),
+        "elapsed_s": rec.elapsed_s,
+        "time_limit_s": rec.time_limit_s,
+        "node_count": rec.node_count,
+        "nodes": rec.nodes,
+        "cpus": rec.cpus,
+        "gpus": rec.gpus,
+        "mem_mb": rec.mem_mb,
+        "billing": rec.billing,
         "shared_node": fact.shared_node,
-        "energy_it_j": check.int64("energy_it_j", fact.energy_it_j, 0),
+        "energy_it_j": fact.energy_it_j,
         "energy_origin": fact.energy_origin,
-        "jobcomp_energy_j": check.int64("energy_j", rec.energy_j, 0),
+        "jobcomp_energy_j": rec.energy_j,
         "jobcomp_energy_status": str(rec.energy_status),
         "jobcomp_energy_source": str(rec.energy_source),
-        "energy_reported": check.text("energy_reported", rec.energy_reported),
+        "energy_reported": rec.energy_reported,
         "energy_complete": rec.energy_complete,
-        "slurm_layout": check.text("slurm_layout", rec.slurm_layout),
+        "slurm_layout": rec.slurm_layout,
         "patched": rec.patched,
     }
-    columns.update(_footprint_columns(fact, check))
-    columns.update(_reconcile_columns(fact, check))
-    co2e = _co2e_rows(fact, check)
-    digest = hashlib.blake2b(
-        _HASH_ENCODER.encode([sorted(columns.items()), dims, co2e]), digest_size=16
-    ).hexdigest()
+    columns.update(_footprint_columns(fact))
+    columns.update(_reconcile_columns(fact))
+    co2e = _co2e_rows(fact, label)
+    _check_ranges(label, columns, co2e)
+    encoded: bytes | None
+    try:
+        encoded = _HASH_ENCODER.encode(
+            (list(columns.values()), _dims_tuple(dims), [list(r.values()) for r in co2e])
+        )
+    except (UnicodeEncodeError, TypeError, ValueError):
+        encoded = None
+    if encoded is None or b"\\u0000" in encoded:
+        _explain_text(label, columns, dims, co2e)
+        if encoded is None:
+            raise FactError(f"job {label}: a field cannot be encoded")
     return PreparedFact(
-        key=(dims.cluster, rec.job_id, epoch),
+        key=(cluster, rec.job_id, epoch),
         dims=dims,
         columns=columns,
         co2e=co2e,
-        content_hash=digest,
-        precedence=precedence(fact.reconciliation.status, fact.footprint is not None),
+        content_hash=hashlib.blake2b(encoded, digest_size=16).hexdigest(),
+        precedence=precedence(fact.reconciliation.status, fact.footprint is not None, rec.event),
     )
 
 
-def _footprint_columns(fact: JobFact, check: _Checker) -> dict[str, Any]:
+def _footprint_columns(fact: JobFact) -> dict[str, Any]:
     fp = fact.footprint
-    acct = fact.accounting_estimate
     if fp is None:
         return dict.fromkeys(_FOOTPRINT_COLUMNS)
+    acct = fact.accounting_estimate
     return {
-        "site": check.text("footprint.site", fp.site),
-        "pue_factor": check.real("footprint.pue_factor", fp.pue_factor, 1.0),
-        "pue_source": check.text("footprint.pue_source", fp.pue_source),
-        "pue_coverage": check.real("footprint.pue_coverage", fp.pue_coverage, 0.0, 1.0),
-        "energy_facility_j": check.real("footprint.energy_facility_j", fp.energy_facility_j, 0.0),
-        "co2e_g": None if acct is None else check.real("co2e_g", acct.co2e_g, 0.0),
+        "site": fp.site,
+        "pue_factor": fp.pue_factor,
+        "pue_source": fp.pue_source,
+        "pue_coverage": fp.pue_coverage,
+        "energy_facility_j": fp.energy_facility_j,
+        "co2e_g": None if acct is None else acct.co2e_g,
         "co2e_provider": None if acct is None else acct.provider,
         "co2e_zone": None if acct is None else acct.zone,
         "co2e_factor_g_per_kwh_it": None if acct is None else acct.factor_g_per_kwh_it,
         "co2e_coverage": None if acct is None else acct.coverage,
-        "cost": check.real("footprint.cost", fp.cost),
-        "currency": check.text("footprint.currency", fp.currency),
-        "tariff": check.text("footprint.tariff", fp.tariff),
+        "cost": fp.cost,
+        "currency": fp.currency,
+        "tariff": fp.tariff,
         "footprint_computed_at": fp.computed_at,
     }
 
@@ -285,47 +318,45 @@ _FOOTPRINT_COLUMNS: Final = (
 )  # fmt: skip
 
 
-def _reconcile_columns(fact: JobFact, check: _Checker) -> dict[str, Any]:
+def _reconcile_columns(fact: JobFact) -> dict[str, Any]:
     rc = fact.reconciliation
-    differences = [check.text("reconciliation.differences", d) or "" for d in rc.differences]
     return {
-        "db_energy_j": check.int64("reconciliation.db_energy_j", rc.db_energy_j),
+        "db_energy_j": rc.db_energy_j,
         "reconcile_status": rc.status,
-        "db_job_db_inx": check.uint64("reconciliation.db_job_db_inx", rc.db_job_db_inx),
-        "db_account": check.text("reconciliation.db_account", rc.db_account),
-        "db_partition": check.text("reconciliation.db_partition", rc.db_partition),
-        "db_state": check.text("reconciliation.db_state", rc.db_state),
-        "reconcile_differences": "\n".join(differences) if differences else None,
+        "db_job_db_inx": rc.db_job_db_inx,
+        "db_account": rc.db_account,
+        "db_partition": rc.db_partition,
+        "db_state": rc.db_state,
+        "reconcile_differences": "\n".join(rc.differences) if rc.differences else None,
         "reconciled_at": rc.checked_at,
-        "reconcile_attempts": check.int64("reconciliation.attempts", rc.attempts, 0),
+        "reconcile_attempts": rc.attempts,
     }
 
 
-def _co2e_rows(fact: JobFact, check: _Checker) -> tuple[dict[str, Any], ...]:
+def _co2e_rows(fact: JobFact, label: str) -> tuple[dict[str, Any], ...]:
     if fact.footprint is None:
         return ()
     rows: dict[tuple[str, str, str], dict[str, Any]] = {}
     for e in fact.footprint.estimates:
         series = (e.provider, e.zone, e.signal)
         if series in rows:
-            raise check.fail("footprint.estimates", series, "appears twice")
-        real, name = check.real, "estimate."
+            raise _fail(label, "footprint.estimates", series, "appears twice")
         rows[series] = {
-            "provider": check.text(name + "provider", e.provider),
-            "zone": check.text(name + "zone", e.zone),
+            "provider": e.provider,
+            "zone": e.zone,
             "signal": e.signal,
             "basis": e.basis,
-            "factor_g_per_kwh_it": real(name + "factor_g_per_kwh_it", e.factor_g_per_kwh_it, 0.0),
-            "intensity_g_per_kwh": real(name + "intensity_g_per_kwh", e.intensity_g_per_kwh, 0.0),
-            "coverage": real(name + "coverage", e.coverage, 0.0, 1.0),
-            "fallback": check.text(name + "fallback", e.fallback),
-            "estimated_share": real(name + "estimated_share", e.estimated_share, 0.0, 1.0),
-            "co2e_g": real(name + "co2e_g", e.co2e_g, 0.0),
+            "factor_g_per_kwh_it": e.factor_g_per_kwh_it,
+            "intensity_g_per_kwh": e.intensity_g_per_kwh,
+            "coverage": e.coverage,
+            "fallback": e.fallback,
+            "estimated_share": e.estimated_share,
+            "co2e_g": e.co2e_g,
         }
     return tuple(rows.values())
 
 
-_HASH_ENCODER: Final = msgspec.json.Encoder(enc_hook=str)
+_HASH_ENCODER: Final = msgspec.json.Encoder()
 
 
 def energy_quality(energy_it_j: int | None, jobcomp_status: str) -> str:

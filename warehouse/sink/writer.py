@@ -70,6 +70,9 @@ def write_prepared(engine: Engine, facts: Sequence[PreparedFact], now: datetime)
     except (OperationalError, InterfaceError):
         raise
     except StatementError as exc:
+        # Cached dimension ids may be stale (the schema was re-created under this engine):
+        # forget them so the retries resolve again.
+        _CACHES.pop(engine, None)
         if len(facts) == 1:
             reason = f"job {facts[0].label}: the database refused it: {_brief(exc)}"
             return SinkResult(rejected=[Rejected(facts[0].label, reason)])
@@ -107,7 +110,8 @@ def apply_batch(
 
 
 _STORED_COLUMNS = (
-    "id", "cluster_id", "job_id", "submit_epoch", "content_hash", "site", *ROLLUP_INPUT_COLUMNS,
+    "id", "cluster_id", "job_id", "submit_epoch", "content_hash", "site", "event",
+    *ROLLUP_INPUT_COLUMNS,
 )  # fmt: skip
 
 
@@ -130,7 +134,9 @@ def fetch_stored(
             out[key] = Stored(
                 id=row["id"],
                 content_hash=row["content_hash"],
-                precedence=precedence(row["reconcile_status"], row["site"] is not None),
+                precedence=precedence(
+                    row["reconcile_status"], row["site"] is not None, row["event"]
+                ),
                 rollup=RollupInput(*(row[c] for c in ROLLUP_INPUT_COLUMNS)),
             )
     return out
