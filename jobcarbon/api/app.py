@@ -181,9 +181,7 @@ def create_app(config: ApiConfig) -> FastAPI:
             raise AuthError(403, f"credential is for uid {identity.uid}, not for user {user!r}")
         if account is not None:
             policy = config.policy.policy
-            if (account, user) not in policy.users and account not in config.store.user_accounts(
-                user
-            ):
+            if (account, user) not in policy.users and not config.store.uses_account(user, account):
                 raise AuthError(403, f"account {account!r} is not one of {user!r}'s accounts")
 
     def check(body: m.CheckRequest, now: datetime) -> CheckResult:

@@ -128,10 +128,13 @@ SELECT (SELECT id FROM dim_user WHERE name = :user) AS user_id,
          WHERE c.name = :cluster AND p.name = :partition) AS pid
 """
 )
-_USER_ACCOUNTS_SQL = text(
+# One index probe (ix_fact_job_user_account_end), whatever the user's history size.
+_USES_ACCOUNT_SQL = text(
     """
-SELECT DISTINCT a.name FROM fact_job f JOIN dim_account a ON a.id = f.account_id
+SELECT 1 FROM fact_job f
 WHERE f.user_id = (SELECT id FROM dim_user WHERE name = :user)
+  AND f.account_id = (SELECT id FROM dim_account WHERE name = :account)
+LIMIT 1
 """
 )
 _INSERT_SQL = text(
@@ -289,15 +292,15 @@ class SqlCreditStore:
         )
         return list(self._remember(key, jobs))
 
-    def user_accounts(self, user: str) -> set[str]:
-        """Accounts the user has run jobs under (cached)."""
-        key = ("accounts", user)
+    def uses_account(self, user: str, account: str) -> bool:
+        """Whether the user has run jobs under the account (cached)."""
+        key = ("uses", user, account)
         hit = self._cached(key)
         if hit is not None:
-            return set(hit)
+            return bool(hit)
         with self._read.connect() as conn:
-            names = {r[0] for r in conn.execute(_USER_ACCOUNTS_SQL, {"user": user})}
-        return set(self._remember(key, frozenset(names)))
+            found = conn.execute(_USES_ACCOUNT_SQL, {"user": user, "account": account}).first()
+        return bool(self._remember(key, found is not None))
 
     def _append(self, conn: Any, **values: Any) -> tuple[int, bool]:
         values["created_at"] = self._ts(values["created_at"])

@@ -52,8 +52,8 @@ class CreditStore(Protocol):
         """The user's, the account's and the partition's most recent finished jobs."""
         ...
 
-    def user_accounts(self, user: str) -> set[str]:
-        """Accounts the user is known to run jobs under."""
+    def uses_account(self, user: str, account: str) -> bool:
+        """Whether the user is known to run jobs under the account."""
         ...
 
     def reserve(

@@ -193,10 +193,12 @@ def test_history_prefers_recent_and_own(store: SqlCreditStore) -> None:
     assert store.history(job.user.name, job.account, "no-such-partition", 50) == []
 
 
-def test_user_accounts_and_injection_strings(store: SqlCreditStore) -> None:
+def test_uses_account_and_injection_strings(store: SqlCreditStore) -> None:
     job = JOBS[0]
-    assert job.account in store.user_accounts(job.user.name)
+    assert store.uses_account(job.user.name, job.account)
+    other = next(j.account for j in JOBS if j.account != job.account)
+    assert not store.uses_account(job.user.name, other)
     evil = "x' OR '1'='1"
-    assert store.user_accounts(evil) == set()
+    assert not store.uses_account(evil, evil)
     usage = store.usage(query(evil, evil, period_start=NOW))
     assert usage.past_co2e_g == 0 and usage.period_used_g == 0
