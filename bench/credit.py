@@ -21,6 +21,7 @@ import asyncio
 import os
 import random
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -80,7 +81,12 @@ async def _drive(
     for i in range(len(bodies)):
         queue.put_nowait(i)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
+    # TCP_NODELAY as curl (cli_filter.lua) sets it: without it a POST's header and body
+    # segments meet the server's delayed ACK and every request waits ~40 ms (Nagle).
+    transport = httpx.AsyncHTTPTransport(
+        limits=limits, socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+    )
+    async with httpx.AsyncClient(base_url=url, transport=transport, timeout=60) as client:
 
         async def worker() -> None:
             while not queue.empty():
