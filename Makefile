@@ -36,6 +36,8 @@ bench: venv                      ## every benchmark (figures: bench/README.md)
 	$(BIN)/python -m bench.enrich
 	$(BIN)/python -m bench.predict
 	$(BIN)/python -m bench.credit
+	$(BIN)/python -m bench.reconcile
+	$(BIN)/python -m bench.stream
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -6,6 +6,7 @@ path all call ``normalize_bytes``. Every input ends as exactly one of the two re
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -311,21 +312,40 @@ def normalize(
     )
 
 
+def cluster_from_key(key: bytes | None) -> str | None:
+    """The cluster in the patch's message key ``cluster:jobid:submit_epoch``, if any."""
+    if not key:
+        return None
+    try:
+        text = key.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    parts = text.split(":")
+    if len(parts) != 3 or not parts[0] or not parts[1].isdigit():
+        return None
+    return parts[0]
+
+
 def normalize_bytes(
     value: bytes | None,
     *,
     default_cluster: str | None = None,
     headers: Mapping[str, bytes] | None = None,
+    key: bytes | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> JobRecord | Rejection:
     """Normalize one message value as Slurm sent it; never raises for bad input.
 
-    ``default_cluster`` stands in when the record has no ``cluster`` (no accounting): use the
-    topic's cluster, which is what ``JobCompParams=topic`` defaults to.
+    A record without ``cluster`` (no accounting) takes the cluster from the patch's message
+    ``key`` when there is one, else ``default_cluster``: use the topic's cluster, which is
+    what ``JobCompParams=topic`` defaults to.
     """
     try:
         return _normalize_bytes(
-            value, default_cluster=default_cluster, headers=headers, max_bytes=max_bytes
+            value,
+            default_cluster=cluster_from_key(key) or default_cluster,
+            headers=headers,
+            max_bytes=max_bytes,
         )
     except Exception as exc:  # a poison record must never stop a worker
         logger.exception("normalizer failed on a record; dead-lettered as internal_error")
@@ -368,7 +388,8 @@ def _normalize_bytes(
     if b"\\u0000" in body:
         # Slurm's strings are C strings: an escaped NUL means a corrupt record, and
         # PostgreSQL text cannot hold it.
-        where = _find_nul(orjson.loads(body)) or "<record>"
+        # The stdlib parser reads everything the model accepted (Infinity, NaN, big ints).
+        where = _find_nul(json.loads(body)) or "<record>"
         return Rejection(Reason.NUL_IN_STRING, f"field {where} contains a NUL character", raw_bytes)
 
     patch_schema = None

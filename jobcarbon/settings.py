@@ -37,6 +37,15 @@ class KafkaSettings(BaseModel):
     consumer_group: str = "jobcarbon"
     #: Extra librdkafka properties (``security.protocol``, ``sasl.*``, ...).
     client_properties: dict[str, str] = {}
+    #: Stream workers (faust): group timeouts short enough to join in seconds.
+    session_timeout_s: float = Field(6.0, gt=0)
+    heartbeat_interval_s: float = Field(1.0, gt=0)
+    commit_interval_s: float = Field(1.0, gt=0)
+    #: The sink writes a batch when it holds this many records or after this long.
+    sink_batch_max: int = Field(1000, ge=1)
+    sink_batch_within_s: float = Field(0.5, gt=0)
+    #: The worker's HTTP port (Prometheus ``/metrics``); 0 picks a free port.
+    worker_web_port: int = Field(6066, ge=0, le=65535)
 
 
 class WarehouseSettings(BaseModel):
@@ -51,6 +60,11 @@ class AccountingSettings(BaseModel):
 
     url: str | None = None  # e.g. mysql+pymysql://reader:secret@dbd-host/slurm_acct_db
     settle_seconds: float = Field(600.0, ge=0)
+    #: Connect timeout (reads get 3x): an outage fails fast and lands facts as unreconciled.
+    timeout_s: float = Field(10.0, gt=0)
+    #: Retry delays while a job is not in slurmdbd yet: base x 2^(n-1), capped.
+    backoff_base_s: float = Field(5.0, gt=0)
+    backoff_cap_s: float = Field(300.0, gt=0)
 
 
 class ClusterSettings(BaseModel):

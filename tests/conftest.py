@@ -21,6 +21,10 @@ pytest_plugins: list[str] = [
     "tests.services.http_script",
     "tests.services.munge",
     "tests.services.credit_api",
+    "tests.services.mariadb",
+    "tests.services.slurmdbd",
+    "tests.services.slurm_build",
+    "tests.services.broker",
 ]
 
 

@@ -16,6 +16,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "credit": ("jobcarbon.cli.credit", "credit", "Credit API, ledger sweep, deny cache."),
     "api": ("jobcarbon.cli.credit", "serve", "Run the credit API (same as credit serve)."),
     "sbatch": ("jobcarbon.cli.sbatch", "sbatch", "Check carbon credit, then submit with sbatch."),
+    "broker": ("jobcarbon.cli.broker", "broker", "Run the embedded Kafka-compatible broker."),
+    "replay": ("jobcarbon.cli.replay", "replay", "Produce raw jobcomp records to the broker."),
+    "worker": ("jobcarbon.cli.worker", "worker", "Run a stream worker (ingest -> warehouse)."),
+    "backfill": ("jobcarbon.cli.backfill", "backfill", "Load raw history into the warehouse."),
     "report": ("jobcarbon.cli.report", "report", "Validation report: Slurm energy vs meters."),
     "db": ("jobcarbon.cli.db", "db", "Create and migrate the warehouse schema."),
     "load": ("jobcarbon.cli.load", "load", "Load normalized records into the warehouse."),
@@ -23,6 +27,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "usage": ("jobcarbon.cli.usage", "usage", "Footprint totals per user or account."),
     "intensity": ("jobcarbon.cli.intensity", "intensity", "Fetch/import carbon-intensity series."),
     "recompute": ("jobcarbon.cli.recompute", "recompute", "Recompute footprints after revisions."),
+    "reconcile": (
+        "jobcarbon.cli.reconcile",
+        "reconcile",
+        "Reconcile unreconciled facts with slurmdbd (or sacct files).",
+    ),
 }
 
 

@@ -18,6 +18,7 @@ import orjson
 from consumers.enrich.model import IntensityPoint, Parsed, PuePoint, Rejected, SeriesError
 from jobcarbon.cli.common import settings_from
 from jobcarbon.cli.db import DB_OPTION, warehouse_url
+from jobcarbon.settings import Settings
 
 IMPORT_FORMATS = (
     "csv",
@@ -74,6 +75,12 @@ def intensity() -> None:
 @DB_OPTION
 @click.option("--rejects", type=click.Path(dir_okay=False), help="Write rejected values here.")
 @click.option("--no-store", is_flag=True, help="Print the points, do not write the warehouse.")
+@click.option(
+    "--publish",
+    is_flag=True,
+    help="Also publish the points to the grid.intensity topic (PUE to facility.power), "
+    "where the stream workers' local state picks them up.",
+)
 @click.pass_context
 def fetch(
     ctx: click.Context,
@@ -84,6 +91,7 @@ def fetch(
     db_url: str | None,
     rejects: str | None,
     no_store: bool,
+    publish: bool,
 ) -> None:
     """Fetch PROVIDER's series for ZONE over [--from, --to) and store it (versioned)."""
     from consumers.enrich.clients import PROVIDERS, fetch_series
@@ -103,6 +111,8 @@ def fetch(
     except (ProviderError, SeriesError) as exc:
         raise click.ClickException(str(exc)) from exc
     _report_rejects(parsed.rejected, rejects)
+    if publish:
+        _publish(settings, parsed.points, [])
     if no_store:
         for p in parsed.points:
             click.echo(f"{p.start_at.isoformat()} {p.end_at.isoformat()} {p.value_g_per_kwh:g}")
@@ -119,6 +129,12 @@ def fetch(
 @click.option("--provider", default="csv", show_default=True, help="Provider name (csv).")
 @DB_OPTION
 @click.option("--rejects", type=click.Path(dir_okay=False), help="Write rejected values here.")
+@click.option(
+    "--publish",
+    is_flag=True,
+    help="Also publish the points to the grid.intensity topic (PUE to facility.power), "
+    "where the stream workers' local state picks them up.",
+)
 @click.pass_context
 def import_(
     ctx: click.Context,
@@ -128,6 +144,7 @@ def import_(
     provider: str,
     db_url: str | None,
     rejects: str | None,
+    publish: bool,
 ) -> None:
     """Import a series FILE (provider reply or the plain CSV formats) into the warehouse."""
     data = Path(file).read_bytes()
@@ -144,6 +161,8 @@ def import_(
     except SeriesError as exc:
         raise click.ClickException(f"{file}: {exc}") from exc
     _report_rejects(parsed.rejected, rejects)
+    if publish:
+        _publish(settings_from(ctx), parsed.points, pue)
     _store(warehouse_url(ctx, db_url), parsed.points, pue, f"file:{Path(file).name}")
 
 
@@ -183,6 +202,32 @@ def _report_rejects(rejected: Sequence[Rejected], path: str | None) -> None:
         with open(path, "wb") as out:
             for r in rejected:
                 out.write(orjson.dumps({"where": r.where, "reason": r.reason}) + b"\n")
+
+
+def _publish(settings: Settings, points: Sequence[IntensityPoint], pue: Sequence[PuePoint]) -> None:
+    """Produce the points (keyed by series) and wait for every delivery."""
+    from consumers.enrich.codec import encode_point, intensity_key
+    from consumers.kafka.admin import ensure_topics
+    from consumers.kafka.producer import DeliveryError, KafkaClientError, Producer
+
+    kafka = settings.kafka
+    try:
+        ensure_topics(kafka, [kafka.topic_intensity, kafka.topic_power])
+        producer = Producer(kafka)
+        for point in points:
+            producer.produce(kafka.topic_intensity, encode_point(point), key=intensity_key(point))
+        for pue_point in pue:
+            producer.produce(
+                kafka.topic_power, encode_point(pue_point), key=pue_point.site.encode()
+            )
+        report = producer.flush()
+    except (DeliveryError, KafkaClientError) as exc:
+        raise click.ClickException(f"publishing to {kafka.bootstrap_servers}: {exc}") from exc
+    click.echo(
+        f"published {report.delivered} point(s) to {kafka.topic_intensity}"
+        + (f" and {kafka.topic_power}" if pue else ""),
+        err=True,
+    )
 
 
 def _store(

@@ -441,3 +441,18 @@ def test_python_field_names_are_not_wire_keys() -> None:
     record = ok(encode(upstream_24_11(end=False, submit="x")))
     assert record.end_time is not None
     assert record.extra == {"end": False, "submit": "x"}
+
+
+def test_nul_locator_reads_what_the_model_accepts() -> None:
+    # Regression (property test on the slurmpatch branch): Infinity plus an escaped NUL.
+    body = b'{"jobid":1,"@submit":"2024-01-01T00:00:00","cpu_hours":Infinity,"x":"\\u0000"}'
+    assert rejected(body).reason == Reason.NUL_IN_STRING
+
+
+def test_cluster_comes_from_the_patch_key_when_the_record_has_none() -> None:
+    rec = upstream_24_11(cluster=_DROP)
+    assert ok(encode(rec), key=b"alps:87:1700481220", default_cluster="topic").cluster == "alps"
+    assert ok(encode(rec), key=b"garbage", default_cluster="topic").cluster == "topic"
+    assert ok(encode(rec), key=b"\xff:1:2", default_cluster="topic").cluster == "topic"
+    # The record's own cluster wins over the key.
+    assert ok(encode(upstream_24_11()), key=b"other:87:1").cluster == "daint"

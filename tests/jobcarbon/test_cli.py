@@ -101,8 +101,19 @@ def test_golden_normalized_output() -> None:
     assert out == golden.read_bytes(), "normalized output changed; UPDATE_GOLDEN=1 to accept"
 
 
+@pytest.mark.broker
 @pytest.mark.timeout(300)
-def test_demo_prints_footprint_tables() -> None:
-    proc = run("demo", "--jobs", "300")
+def test_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
+    """Broker, workers, real intensity, reconciliation and the validation report, end to end;
+    the footprint table's CO2e is real (not empty) and the report exists."""
+    proc = run("demo", "--jobs", "300", "--out", str(tmp_path / "out"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert b"Top users by energy" in proc.stdout and b"energy kWh" in proc.stdout
+    out = proc.stdout.decode()
+    assert "Top users by energy" in out and "CO2e kg" in out
+    swept = next(line for line in out.splitlines() if line.startswith("swept "))
+    assert "match" in swept and "rejected 0" in swept
+    first_row = out.split("Top users by energy")[1].splitlines()[3].split()
+    assert float(first_row[4].replace(",", "")) > 0  # CO2e kg of the top user
+    report = tmp_path / "out" / "validation" / "report.html"
+    assert report.is_file() and "<svg" in report.read_text()
+    assert f"Validation report: {report.resolve()}" in out

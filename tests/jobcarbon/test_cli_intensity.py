@@ -194,3 +194,43 @@ def test_parse_time_forms() -> None:
     for bad in ("yesterday", "now+1h", "2025-01-01T00:00", "'; DROP TABLE x;--"):
         with pytest.raises(click.BadParameter):
             parse_time(bad, "--from", now)
+
+
+@pytest.mark.broker
+def test_import_publishes_to_grid_intensity(
+    db: str, kafka_env: dict[str, str], shared_data: Path
+) -> None:
+    """--publish puts every point on grid.intensity, keyed by series, in the format the
+    workers' local state reads (decode_point)."""
+    from consumers.enrich.codec import decode_point
+    from consumers.kafka.reader import read_topic
+    from jobcarbon.settings import KafkaSettings
+
+    history = (
+        shared_data / "electricitymaps" / "aioelectricitymaps_carbon_intensity_history_DE.json"
+    )
+    result = CliRunner(env=kafka_env).invoke(
+        cli,
+        [
+            "intensity",
+            "import",
+            str(history),
+            "--format",
+            "electricitymaps",
+            "--db",
+            db,
+            "--publish",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    kafka = KafkaSettings(
+        bootstrap_servers=kafka_env["JOBCARBON_KAFKA__BOOTSTRAP_SERVERS"],
+        topic_intensity=kafka_env["JOBCARBON_KAFKA__TOPIC_INTENSITY"],
+    )
+    records = read_topic(kafka, kafka.topic_intensity, expect=24, timeout_s=20)
+    points = [decode_point(r.value) for r in records if r.value is not None]
+    stored = read(db, "electricitymaps", "DE")
+    assert len(points) == 24 and sorted(p.start_at for p in points) == sorted(
+        p.start_at for p in stored
+    )
+    assert {r.key for r in records} == {b"electricitymaps:DE:average"}

@@ -1,0 +1,209 @@
+"""bench/stream: synthetic records through broker -> stream workers -> warehouse.
+
+Prints, all measured in the same run on the same broker:
+  * end-to-end records/s (pre-produced backlog, workers started, until every fact landed),
+    per worker process;
+  * p50/p95 produce-to-warehouse latency at a fixed offered load (default 1k records/s),
+    from each record's produce time to its ``fact_job.inserted_at``;
+  * the ratio of pipeline throughput to a bare confluent-kafka consume + ``json.loads`` of
+    the same backlog (the baseline);
+  * each worker's peak resident memory (``VmHWM``).
+Targets: >= 10k records/s per worker, p95 <= 2 s at 1k/s, <= 300 MB per worker.
+
+Run: ``python -m bench.stream [--records N] [--workers W] [--warehouse-url URL]``. The
+warehouse is a SQLite file unless ``--warehouse-url`` names a PostgreSQL database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import statistics
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from confluent_kafka import Consumer
+from sqlalchemy import text
+
+from consumers.kafka.config import consumer_config
+from consumers.kafka.producer import Producer
+from consumers.stream.local import LocalStack, local_stack
+from jobcarbon.cli.demo import expected_jobs
+from jobcarbon.settings import KafkaSettings, Settings
+from jobcarbon.synth import choose_versions, generate_jobs, kafka_key_and_headers, render
+from warehouse.engine import make_engine
+
+TARGET_PER_WORKER = 10_000
+TARGET_P95_S = 2.0
+TARGET_RSS_MB = 300
+
+
+def messages(n: int, seed: int, cluster: str) -> list[tuple[bytes | None, bytes, list]]:
+    jobs = generate_jobs(n, seed, cluster=cluster)
+    out = []
+    for job, version in zip(jobs, choose_versions(n, "mix", seed), strict=True):
+        key, headers = kafka_key_and_headers(job, version)
+        out.append((key, render(job, version), headers))
+    return out
+
+
+def baseline_rate(kafka: KafkaSettings, n: int) -> float:
+    """Bare confluent-kafka consume + json.loads of ``n`` records (a fresh group)."""
+    consumer = Consumer(consumer_config(kafka, group=f"bench-baseline-{time.time()}"))
+    consumer.subscribe([kafka.topic_jobcomp])
+    seen, start = 0, None
+    while seen < n:
+        for msg in consumer.consume(1000, 1.0):
+            if msg.error():
+                continue
+            if start is None:
+                start = time.perf_counter()
+            with contextlib.suppress(ValueError):
+                json.loads(msg.value().rstrip(b"\x00"))
+            seen += 1
+    consumer.close()
+    return n / (time.perf_counter() - (start or time.perf_counter()))
+
+
+def count_facts(url: str, cluster: str | None = None) -> int:
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        if cluster is None:
+            value = conn.execute(text("SELECT count(*) FROM fact_job")).scalar_one()
+        else:
+            value = conn.execute(
+                text(
+                    "SELECT count(*) FROM fact_job f JOIN dim_cluster c ON c.id = f.cluster_id "
+                    "WHERE c.name = :c"
+                ),
+                {"c": cluster},
+            ).scalar_one()
+    engine.dispose()
+    return int(value)
+
+
+def wait_count(
+    stack: LocalStack, url: str, want: int, timeout_s: float, cluster: str | None = None
+) -> float:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        stack.check_workers()
+        if count_facts(url, cluster) >= want:
+            return time.monotonic()
+        time.sleep(0.5)
+    raise SystemExit(f"timed out: {count_facts(url, cluster)} of {want} facts after {timeout_s} s")
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def latency_run(stack: LocalStack, url: str, rate: float, seconds: float) -> list[float]:
+    """Produce at ``rate`` records/s for ``seconds``; latencies from produce to inserted_at."""
+    kafka = stack.settings.kafka
+    cluster = "benchlat"
+    batch = messages(int(rate * seconds), 99, cluster)
+    want = expected_jobs(v for _, v, _ in batch)
+    producer = Producer(kafka)
+    sent_at: dict[tuple[int, int], float] = {}
+    start = time.time()
+    jobs = generate_jobs(len(batch), 99, cluster=cluster)
+    for i, ((key, value, headers), job) in enumerate(zip(batch, jobs, strict=True)):
+        due = start + i / rate
+        delay = due - time.time()
+        if delay > 0:
+            time.sleep(delay)
+        sent_at[(job.job_id, int(job.submit.timestamp()))] = time.time()
+        producer.produce(kafka.topic_jobcomp, value, key=key, headers=headers)
+    producer.flush()
+    wait_count(stack, url, want, 600, cluster)
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT f.job_id, f.submit_epoch, f.inserted_at FROM fact_job f "
+                "JOIN dim_cluster c ON c.id = f.cluster_id WHERE c.name = :c"
+            ),
+            {"c": cluster},
+        ).all()
+    engine.dispose()
+    out = []
+    for job_id, submit_epoch, inserted_at in rows:
+        if isinstance(inserted_at, str):
+            inserted_at = datetime.fromisoformat(inserted_at)
+        if inserted_at.tzinfo is None:
+            inserted_at = inserted_at.replace(tzinfo=UTC)
+        sent = sent_at.get((job_id, submit_epoch))
+        if sent is not None:
+            out.append(inserted_at.timestamp() - sent)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rate", type=float, default=1000.0, help="offered load, records/s")
+    parser.add_argument("--latency-seconds", type=float, default=20.0)
+    parser.add_argument("--warehouse-url", default=None, help="PostgreSQL URL (default SQLite)")
+    args = parser.parse_args()
+
+    settings = Settings()
+    settings = settings.model_copy(
+        update={"kafka": settings.kafka.model_copy(update={"consumer_group": "bench"})}
+    )
+    backlog = messages(args.records, 1, "benchtp")
+    want = expected_jobs(v for _, v, _ in backlog)
+    with local_stack(settings, workers=0, warehouse_url=args.warehouse_url) as stack:
+        url = stack.settings.warehouse.url
+        kafka = stack.settings.kafka
+        backend = "PostgreSQL" if url.startswith("postgres") else "SQLite (no PostgreSQL URL given)"
+        print(
+            f"warehouse: {backend}; broker: tansu (memory) {kafka.bootstrap_servers}; "
+            f"{kafka.partitions} partitions; {args.workers} worker process(es)"
+        )
+        producer = Producer(kafka)
+        for key, value, headers in backlog:
+            producer.produce(kafka.topic_jobcomp, value, key=key, headers=headers)
+        producer.flush()
+        base = baseline_rate(kafka, len(backlog))
+        print(f"baseline  confluent-kafka consume + json.loads: {base:,.0f} records/s")
+
+        started = time.monotonic()
+        for _ in range(args.workers):
+            stack.start_worker()
+        first_deadline = time.monotonic() + 120
+        while count_facts(url) == 0 and time.monotonic() < first_deadline:
+            stack.check_workers()
+            time.sleep(0.2)
+        first = time.monotonic()
+        done = wait_count(stack, url, want, 3600)
+        rate = want / (done - first)
+        print(
+            f"pipeline  {want:,} facts landed: {rate:,.0f} records/s end to end "
+            f"({rate / args.workers:,.0f} per worker; group join + first batch "
+            f"{first - started:.1f} s excluded, {want / (done - started):,.0f}/s including)"
+        )
+        print(f"ratio     pipeline / baseline: {rate / base:.3f}")
+
+        latencies = latency_run(stack, url, args.rate, args.latency_seconds)
+        q = statistics.quantiles(latencies, n=100)
+        print(
+            f"latency   at {args.rate:,.0f} records/s offered for {args.latency_seconds:.0f} s: "
+            f"p50 {q[49]:.2f} s, p95 {q[94]:.2f} s ({len(latencies)} records)"
+        )
+        for i, process in enumerate(stack.workers):
+            print(f"memory    worker {i}: peak RSS {peak_rss_mb(process.pid):.0f} MB")
+        print(
+            f"targets   >= {TARGET_PER_WORKER:,}/s per worker, p95 <= {TARGET_P95_S} s, "
+            f"<= {TARGET_RSS_MB} MB per worker"
+        )
+
+
+if __name__ == "__main__":
+    main()

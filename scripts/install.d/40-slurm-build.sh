@@ -1,0 +1,5 @@
+# slurm_patch/check.sh and the one-host cluster harness (tests/services/slurm_build.py):
+# what configure, the jobcomp/kafka plugin and the full daemon build need.
+apt_ensure build-essential pkg-config xz-utils libmunge-dev librdkafka-dev libjson-c-dev \
+    libhttp-parser-dev libjwt-dev libyaml-dev liblz4-dev libhwloc-dev libdbus-1-dev \
+    libreadline-dev libncurses-dev libcurl4-openssl-dev libpam0g-dev

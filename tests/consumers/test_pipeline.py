@@ -1,0 +1,95 @@
+"""The pure pipeline: ingest -> fact -> enrich -> reconcile, and its stage seams."""
+
+from __future__ import annotations
+
+import msgspec
+
+from consumers import pipeline
+from consumers.ingest import Rejection
+from consumers.state import EnrichmentState
+from jobcarbon.synth import generate_jobs, render
+from schemas.fact import JobFact, Reconciliation
+
+STATE = EnrichmentState()
+
+
+def raw(seed: int = 3, version: str = "24.11") -> bytes:
+    return render(generate_jobs(1, seed)[0], version)
+
+
+def test_good_record_becomes_a_fact_with_provenance_saying_not_enriched_not_checked() -> None:
+    value = raw()
+    fact = pipeline.process(value, STATE)
+    assert isinstance(fact, JobFact)
+    assert fact.footprint is None
+    assert fact.reconciliation.status == "not_checked"
+    job = generate_jobs(1, 3)[0]
+    assert fact.record.job_id == job.job_id
+    assert fact.energy_it_j == (job.energy_record_j if fact.energy_origin == "jobcomp" else None)
+
+
+def test_bad_bytes_become_a_rejection_with_the_original_bytes() -> None:
+    result = pipeline.process(b'{"jobid": ', STATE)
+    assert isinstance(result, Rejection)
+    assert result.reason == "invalid_json"
+    assert result.raw == b'{"jobid": '
+
+
+def test_stage_seams_take_other_functions() -> None:
+    def enrich(fact: JobFact, state: EnrichmentState) -> JobFact:
+        return msgspec.structs.replace(fact, shared_node=True)
+
+    def reconcile(fact: JobFact) -> JobFact:
+        return msgspec.structs.replace(fact, reconciliation=Reconciliation(status="match"))
+
+    fact = pipeline.process(raw(), STATE, stages=pipeline.Stages(enrich, reconcile))
+    assert isinstance(fact, JobFact)
+    assert fact.shared_node is True and fact.reconciliation.status == "match"
+
+
+def test_a_failing_enrich_stage_dead_letters_the_record_with_its_reason() -> None:
+    def enrich(fact: JobFact, state: EnrichmentState) -> JobFact:
+        raise pipeline.StageError("field 'cluster' has value 'x': no zone configured")
+
+    result = pipeline.process(raw(), STATE, stages=pipeline.Stages(enrich=enrich))
+    assert isinstance(result, Rejection)
+    assert result.reason == pipeline.ENRICH_FAILED
+    assert "no zone configured" in result.detail
+    assert b'"job_id"' in result.raw  # the normalized record, for a human to replay
+
+
+def test_a_failing_reconcile_stage_dead_letters_too() -> None:
+    def reconcile(fact: JobFact) -> JobFact:
+        raise ValueError("slurmdbd row has account NULL")
+
+    result = pipeline.process(raw(), STATE, stages=pipeline.Stages(reconcile=reconcile))
+    assert isinstance(result, Rejection) and result.reason == pipeline.RECONCILE_FAILED
+
+
+def test_split_keeps_input_order() -> None:
+    results = [pipeline.process(v, STATE) for v in (raw(1), b"", raw(2), b"[]")]
+    facts, rejections = pipeline.split(results)
+    assert [f.record.job_id for f in facts] == [generate_jobs(1, s)[0].job_id for s in (1, 2)]
+    assert [r.reason for r in rejections] == ["empty", "not_an_object"]
+
+
+def test_an_unexpected_exception_in_a_stage_is_dead_lettered_not_raised() -> None:
+    def enrich(fact: JobFact, state: EnrichmentState) -> JobFact:
+        raise KeyError("zone")  # a bug in a stage must not crash the worker and lose a batch
+
+    result = pipeline.process(raw(), STATE, stages=pipeline.Stages(enrich=enrich))
+    assert isinstance(result, Rejection)
+    assert result.reason == pipeline.ENRICH_FAILED and "KeyError" in result.detail
+
+
+def test_the_wired_enrich_stage_gives_a_footprint_from_local_state() -> None:
+    from datetime import UTC, datetime
+
+    from jobcarbon.settings import Settings
+
+    clock = datetime(2026, 1, 1, tzinfo=UTC)
+    stages = pipeline.stages_for(Settings(), clock=lambda: clock)
+    fact = pipeline.process(raw(), STATE, stages=stages)
+    assert isinstance(fact, JobFact) and fact.footprint is not None
+    assert fact.footprint.computed_at == clock
+    assert fact.reconciliation.status == "not_checked"
