@@ -93,3 +93,12 @@ def test_the_wired_enrich_stage_gives_a_footprint_from_local_state() -> None:
     assert isinstance(fact, JobFact) and fact.footprint is not None
     assert fact.footprint.computed_at == clock
     assert fact.reconciliation.status == "not_checked"
+
+
+def test_ingest_dead_letters_records_over_the_configured_size_with_their_bytes() -> None:
+    value = render(generate_jobs(1, 9)[0], "24.11")
+    assert not isinstance(pipeline.ingest(value, max_bytes=len(value)), Rejection)
+    over = pipeline.ingest(value, max_bytes=len(value) - 1)
+    assert isinstance(over, Rejection)
+    assert (over.reason, over.raw) == ("oversized", value)
+    assert f"{len(value)} bytes, over the {len(value) - 1} limit" in over.detail
