@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from operator import add as add_
+from operator import itemgetter
 from typing import Any, Final, NamedTuple
 
 from warehouse.apportion import (
@@ -53,9 +54,12 @@ class RollupInput(NamedTuple):
 ROLLUP_INPUT_COLUMNS: Final = RollupInput._fields
 
 
+_FACT_INPUTS: Final = itemgetter(*ROLLUP_INPUT_COLUMNS[2:])
+
+
 def rollup_input(columns: Mapping[str, Any], user_id: int, account_id: int) -> RollupInput:
     """The roll-up input of a prepared fact's columns (or a stored row's)."""
-    return RollupInput(user_id, account_id, *(columns[name] for name in ROLLUP_INPUT_COLUMNS[2:]))
+    return RollupInput(user_id, account_id, *_FACT_INPUTS(columns))
 
 
 def empty_delta() -> RollupDelta:

@@ -71,7 +71,10 @@ class PreparedFact(msgspec.Struct, frozen=True):
 
 def key_label(key: tuple[Any, Any, Any]) -> str:
     """``cluster:job_id:submit_epoch`` (``?`` for a missing part)."""
-    return ":".join("?" if part is None else str(part) for part in key)
+    cluster, job_id, epoch = key  # an f-string: this runs for every fact
+    return f"{'?' if cluster is None else cluster}:{'?' if job_id is None else job_id}:" + (
+        "?" if epoch is None else str(epoch)
+    )
 
 
 def precedence(reconcile_status: str, has_footprint: bool, event: str = "end") -> int:
