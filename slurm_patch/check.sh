@@ -9,14 +9,14 @@
 #      into the tree's `inst/`, for the one-host cluster tests).
 #
 # The unpacked, configured (and built) tree is cached under $JOBCARBON_SLURM_CACHE (default
-# <repo>/.cache/slurm), keyed by the sha256 of the upstream and Debian tarballs. The series
+# ${XDG_CACHE_HOME:-~/.cache}/jobcarbon/slurm: per machine, so CI's fresh clones reuse it), keyed by the sha256 of the upstream and Debian tarballs. The series
 # applied to it is recorded; when the series changes it is reverse-applied and the new one
 # applied, so make rebuilds only what the patches touch. Prints `plugin=<path to .so>`,
 # `tree=`, and with --full `prefix=`; fails on any compiler warning in the patched files.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
-CACHE=${JOBCARBON_SLURM_CACHE:-$REPO/.cache/slurm}
+CACHE=${JOBCARBON_SLURM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/jobcarbon/slurm}
 FULL=0
 [ "${1:-}" = "--full" ] && FULL=1
 JOBS=${JOBS:-$(nproc)}

@@ -93,3 +93,46 @@ def test_deploy_files_exist_for_every_mount() -> None:
     ):
         assert (REPO / path).is_file(), path
     assert Path(REPO / "deploy/compose.env.example").read_text().count("=") >= len(SECRETS)
+
+
+def _cli_accepts(argv: list[str]) -> None:
+    """``jobcarbon ARGV`` names a real command and only options that command has."""
+    from click.testing import CliRunner
+
+    from jobcarbon.cli import cli
+
+    words = [a for a in argv if not a.startswith("-")]
+    options = [a.split("=")[0] for a in argv if a.startswith("--")]
+    # The subcommand path is the leading words that are commands (values follow options).
+    path: list[str] = []
+    for word in words:
+        result = CliRunner().invoke(cli, [*path, word, "--help"])
+        if result.exit_code != 0:
+            break
+        path.append(word)
+    assert path, f"'jobcarbon {' '.join(argv)}': no such command"
+    help_text = CliRunner().invoke(cli, [*path, "--help"]).output
+    for option in options:
+        assert option in help_text, f"'jobcarbon {' '.join(path)}' has no option {option}"
+
+
+def test_every_jobcarbon_command_in_compose_exists() -> None:
+    proc = _compose("config", env=SECRETS)
+    assert proc.returncode == 0, proc.stderr
+    services = yaml.safe_load(proc.stdout)["services"]
+    commands = [
+        s["command"]
+        for s in services.values()
+        if s.get("image", "").startswith("jobcarbon") and "command" in s
+    ]
+    assert len(commands) >= 3
+    for command in commands:
+        _cli_accepts(command)
+
+
+def test_every_jobcarbon_command_in_systemd_units_exists() -> None:
+    for unit in (REPO / "deploy" / "systemd").glob("*.service"):
+        for line in unit.read_text().splitlines():
+            if "/bin/jobcarbon " in line and line.startswith(("ExecStart=", "ExecStartPre=")):
+                argv = line.split("/bin/jobcarbon ", 1)[1].replace("%i", "1").split()
+                _cli_accepts(argv)

@@ -1,10 +1,11 @@
 """Slurm built from source with the jobcarbon patch series, and a one-host cluster running it.
 
 ``slurm_patch/check.sh`` does the building (Debian trixie's slurm-wlm 24.11.5 source, cached
-under ``.cache/slurm``); this module runs it and parses what it prints, starts a tansu broker,
-and runs ``slurmctld`` + ``slurmd`` (auth/slurm with a private key: no munged) in a temp dir
-on free ports. Reusable by other suites: the ``slurm_plugin_build``, ``slurm_install`` and
-``slurm_cluster`` fixtures, or the ``SlurmCluster`` class directly.
+under ``~/.cache/jobcarbon/slurm``, or ``$JOBCARBON_SLURM_CACHE``); this module runs it and
+parses what it prints, starts a tansu broker, and runs ``slurmctld`` + ``slurmd`` (auth/slurm
+with a private key: no munged) in a temp dir on free ports. Reusable by other suites: the
+``slurm_plugin_build``, ``slurm_install`` and ``slurm_cluster`` fixtures, or the
+``SlurmCluster`` class directly.
 """
 
 from __future__ import annotations
