@@ -131,8 +131,9 @@ DbIndex = Annotated[int | None, Field(ge=0, le=INFINITE64), BeforeValidator(deci
 class RawJobcompRecord(BaseModel):
     """One record from ``jobcomp_common_job_record_to_data()`` (plus CSCS and jobcarbon fields)."""
 
-    # Wire keys only: "end" is an unknown key, not "@end" (the fast path agrees).
-    model_config = ConfigDict(extra="allow", frozen=True)
+    # Wire keys only: "end" is an unknown key, not "@end" (the fast path agrees). Strict:
+    # Slurm writes JSON integers and strings; `"jobid": true` or `"jobid": "7"` is corrupt.
+    model_config = ConfigDict(extra="allow", frozen=True, strict=True)
 
     jobid: int = Field(ge=1, lt=NO_VAL)
     sluid: str | None = None

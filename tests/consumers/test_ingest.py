@@ -456,3 +456,11 @@ def test_cluster_comes_from_the_patch_key_when_the_record_has_none() -> None:
     assert ok(encode(rec), key=b"\xff:1:2", default_cluster="topic").cluster == "topic"
     # The record's own cluster wins over the key.
     assert ok(encode(upstream_24_11()), key=b"other:87:1").cluster == "daint"
+
+
+@pytest.mark.parametrize("jobid", ["true", '"7"', "7.0"])
+def test_jobid_must_be_a_json_integer(jobid: str) -> None:
+    # Regression (fault-injection mix): `"jobid": true` was read as job 1 (pydantic lax mode).
+    body = b'{"jobid":' + jobid.encode() + b',"@submit":"2024-01-01T00:00:00"}'
+    result = rejected(body)
+    assert result.reason == Reason.INVALID_FIELD and "jobid" in result.detail
