@@ -23,6 +23,7 @@ pytest_plugins: list[str] = [
     "tests.services.slurmdbd",
     "tests.services.slurm_build",
     "tests.services.broker",
+    "tests.services.slurm_site",
 ]
 
 
