@@ -34,6 +34,8 @@ bench: venv                      ## every benchmark (figures: bench/README.md)
 	$(BIN)/python -m bench.normalize
 	$(BIN)/python -m bench.warehouse
 	$(BIN)/python -m bench.enrich
+	$(BIN)/python -m bench.predict
+	$(BIN)/python -m bench.credit
 	$(BIN)/python -m bench.reconcile
 	$(BIN)/python -m bench.stream
 

@@ -156,6 +156,33 @@ class CarbonSettings(BaseModel):
         return self.sites.get(name) or self.sites.get("default") or SiteSettings()
 
 
+class CreditSettings(BaseModel):
+    """The submission-time credit check: policy, API, authentication (docs/credit.md)."""
+
+    #: The policy TOML (None: no allocations, the check only informs).
+    policy_file: str | None = None
+    #: Where ``jobcarbon sbatch`` and the Lua plugins reach the API.
+    api_url: str = "http://127.0.0.1:8470"
+    host: str = "127.0.0.1"
+    port: int = Field(8470, ge=1, le=65535)
+    #: munged's socket the API decodes user credentials with.
+    munge_socket: str = "/run/munge/munge.socket.2"
+    #: Admin bearer token (None disables the admin endpoints).
+    admin_token: SecretStr | None = None
+    #: user name -> uid where the API host has no passwd entry for users.
+    user_uids: dict[str, int] = {}
+    #: Cluster assumed when a request names none.
+    cluster: str = "cluster"
+    #: Reservations neither settled nor released after this long are released.
+    stale_reservation_hours: float = Field(168.0, gt=0)
+    #: Largest request body accepted (bytes).
+    max_request_bytes: int = Field(16_384, ge=256)
+    #: JSON forecast ``[{"start_at", "end_at", "intensity_g_per_kwh"}, ...]`` (optional).
+    forecast_file: str | None = None
+    #: Cached deny list the controller-side job_submit.lua reads.
+    deny_list_file: str = "/etc/slurm/jobcarbon-deny.txt"
+
+
 class Settings(BaseSettings):
     """Everything configurable in jobcarbon."""
 
@@ -169,6 +196,7 @@ class Settings(BaseSettings):
     warehouse: WarehouseSettings = WarehouseSettings()
     accounting: AccountingSettings = AccountingSettings()
     carbon: CarbonSettings = CarbonSettings()
+    credit: CreditSettings = CreditSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -19,6 +19,8 @@ DATA = Path(__file__).resolve().parent / "data"
 pytest_plugins: list[str] = [
     "tests.services.postgres",
     "tests.services.http_script",
+    "tests.services.munge",
+    "tests.services.credit_api",
     "tests.services.mariadb",
     "tests.services.slurmdbd",
     "tests.services.slurm_build",

@@ -2,6 +2,7 @@
 
 from warehouse.models.base import Base, table_of
 from warehouse.models.credit import LEDGER_ENTRY_TYPES, CreditAllocation, CreditLedger
+from warehouse.models.credit_indexes import CREDIT_CHECK_INDEXES
 from warehouse.models.dims import NONE, DimAccount, DimCluster, DimPartition, DimQos, DimUser
 from warehouse.models.facts import ENERGY_ORIGINS, RECONCILE_STATUSES, FactJob, FactJobCo2e
 from warehouse.models.rollups import (
@@ -16,6 +17,7 @@ from warehouse.models.series import CarbonIntensity, MeterReading, PueInterval
 
 __all__ = [
     "COUNT_MEASURES",
+    "CREDIT_CHECK_INDEXES",
     "ENERGY_ORIGINS",
     "LEDGER_ENTRY_TYPES",
     "MEASURES",
