@@ -20,7 +20,13 @@ import pytest
 import sqlalchemy as sa
 
 from tests.services.slurm_build import KafkaMessage, consume
-from tests.services.slurm_site import ACCOUNT, OTHER_ACCOUNT, OTHER_USER, SlurmSite
+from tests.services.slurm_site import (
+    ACCOUNT,
+    EXHAUSTED_ACCOUNT,
+    OTHER_ACCOUNT,
+    OTHER_USER,
+    SlurmSite,
+)
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slurmbuild, pytest.mark.mariadb,
               pytest.mark.broker]  # fmt: skip
@@ -50,6 +56,7 @@ class Ran:
     messages: list[KafkaMessage]
     started_at: datetime
     array_job_id: int
+    denied: subprocess.CompletedProcess[str]
 
 
 def _wait_running(site: SlurmSite, job_id: int, timeout_s: float = 60) -> None:
@@ -81,17 +88,31 @@ def ran(slurm_site: SlurmSite) -> Ran:
     ids: dict[str, list[int]] = {}
     # Timed out: the shortest limit is a minute and slurmctld checks limits every 30 s, so
     # it goes first and runs beside the others on the node's second CPU.
-    ids["timeout"] = [cluster.sbatch("-J", "jc-timeout", "--time=1", "--wrap", "sleep 300")]
-    ids["batch"] = [cluster.sbatch("-J", "jc-batch", "--wrap", "sleep 3")]
+    # Every submission names an account and a walltime, so the cli_filter asks the credit API
+    # (check, then a reservation with the job id).
+    ids["timeout"] = [
+        cluster.sbatch("-A", ACCOUNT, "-J", "jc-timeout", "--time=1", "--wrap", "sleep 300")
+    ]
+    sub = ("-A", ACCOUNT, "--time=5")
+    ids["batch"] = [cluster.sbatch(*sub, "-J", "jc-batch", "--wrap", "sleep 3")]
     srun = cluster.build.bin("srun")  # the job's PATH is the test's: no Slurm on it
-    ids["steps"] = [cluster.sbatch("-J", "jc-steps", "--wrap", f"{srun} sleep 2; {srun} sleep 2")]
-    array = cluster.sbatch("-J", "jc-array", "--array=1-2", "--wrap", "sleep 2")
+    two_steps = f"{srun} sleep 2; {srun} sleep 2"
+    ids["steps"] = [cluster.sbatch(*sub, "-J", "jc-steps", "--wrap", two_steps)]
+    array = cluster.sbatch(*sub, "-J", "jc-array", "--array=1-2", "--wrap", "sleep 2")
     user = cluster.as_user(
-        OTHER_USER, "sbatch", "--parsable", "-A", OTHER_ACCOUNT, "-J", "jc-user",
+        OTHER_USER, "sbatch", "--parsable", "-A", OTHER_ACCOUNT, "--time=5", "-J", "jc-user",
         "--output=/dev/null", "--chdir=/", "--wrap", "sleep 2",
     )  # fmt: skip
     ids["user"] = [int(user.strip().split(";")[0])]
-    ids["cancel"] = [cluster.sbatch("-J", "jc-cancel", "--wrap", "sleep 300")]
+    ids["cancel"] = [cluster.sbatch(*sub, "-J", "jc-cancel", "--wrap", "sleep 300")]
+    # Denied at sbatch: the account's credit is exhausted; Slurm never sees the job.
+    denied = subprocess.run(
+        cluster.in_namespace(
+            str(cluster.build.bin("sbatch")), "-A", EXHAUSTED_ACCOUNT, "--time=5",
+            "-J", "jc-denied", "--wrap", "true",
+        ),
+        env=cluster.env, capture_output=True, text=True, timeout=60, cwd=cluster.workdir,
+    )  # fmt: skip
     _wait_running(slurm_site, ids["cancel"][0], timeout_s=90)
     time.sleep(3)  # some energy first
     cluster.client("scancel", str(ids["cancel"][0]))
@@ -105,7 +126,7 @@ def ran(slurm_site: SlurmSite) -> Ran:
         slurm_site.stack.settings.kafka.bootstrap_servers,
         cluster.topic, 2 * len(sacct), timeout_s=30,
     )  # fmt: skip
-    return Ran(ids, sacct, messages, started_at, array)
+    return Ran(ids, sacct, messages, started_at, array, denied)
 
 
 def _wait_sacct_final(
@@ -222,3 +243,52 @@ def test_every_job_lands_once_with_sacct_energy(landed: list[dict[str, object]],
         assert fact["user_name"] == job.user and fact["account_name"] == job.account
     for job_id in ran.ids["array"]:
         assert by_id[job_id]["array_job_id"] == ran.array_job_id
+
+
+def _ledger(site: SlurmSite) -> list[dict[str, object]]:
+    engine = sa.create_engine(site.warehouse_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT entry_type, account, user_name, job_id, amount_g FROM credit_ledger"
+                )
+            ).mappings()
+            return [dict(r) for r in rows]
+    finally:
+        engine.dispose()
+
+
+def test_exhausted_credit_denies_at_sbatch(ran: Ran) -> None:
+    """cli_filter/lua asked the credit API and refused the job: sbatch failed, saying why,
+    and Slurm has no job of that account."""
+    assert ran.denied.returncode != 0, ran.denied
+    assert "jobcarbon: DENY" in ran.denied.stderr, ran.denied.stderr
+    assert not [j for j in ran.sacct.values() if j.account == EXHAUSTED_ACCOUNT]
+
+
+def test_credit_reserved_at_submission_and_settled_at_completion(
+    slurm_site: SlurmSite, ran: Ran, landed: list[dict[str, object]]
+) -> None:
+    """Each submitted job got a reservation from sbatch's cli_filter (with its job id and
+    account); once the facts landed, the ledger sweep settles every one of them."""
+    from jobcarbon.credit.sql import SqlCreditStore
+    from warehouse.engine import make_engine
+
+    submitted = {ids[0] for name, ids in ran.ids.items() if name != "array"}
+    submitted.add(ran.array_job_id)
+    reservations = {e["job_id"]: e for e in _ledger(slurm_site) if e["entry_type"] == "reservation"}
+    assert set(reservations) == submitted, (sorted(reservations), sorted(submitted))
+    assert reservations[ran.ids["user"][0]]["account"] == OTHER_ACCOUNT
+    assert reservations[ran.ids["user"][0]]["user_name"] == OTHER_USER
+    assert all(float(e["amount_g"]) > 0 for e in reservations.values())  # type: ignore[arg-type]
+    engine = make_engine(slurm_site.warehouse_url)
+    try:
+        now = datetime.now(UTC)
+        store = SqlCreditStore(engine, cluster=slurm_site.cluster.cluster_name)
+        settled, _ = store.sweep(now=now, stale_before=now - timedelta(days=7), actor="test")
+    finally:
+        engine.dispose()
+    assert settled == len(submitted)
+    settlements = {e["job_id"] for e in _ledger(slurm_site) if e["entry_type"] == "settlement"}
+    assert settlements == submitted

@@ -24,14 +24,15 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.conftest import unavailable
+from tests.conftest import REPO, unavailable
 from tests.services.mariadb import MariaDB
+from tests.services.munge import MungeService
 from tests.services.slurm_build import SlurmBuild, SlurmCluster, free_port
 
 if TYPE_CHECKING:
@@ -41,6 +42,29 @@ if TYPE_CHECKING:
 OTHER_USER = "nobody"
 ACCOUNT = "proj1"
 OTHER_ACCOUNT = "proj2"
+#: An account whose carbon credit is exhausted: the credit API denies its jobs at sbatch.
+EXHAUSTED_ACCOUNT = "proj3"
+CLI_FILTER = REPO / "slurm_patch" / "lua" / "cli_filter.lua"
+#: The credit policy the API applies (mode "deny" refuses a job the credit cannot cover). Its
+#: user tables mirror the sacctmgr associations: the API only checks a user's own accounts.
+CREDIT_POLICY = f"""
+past_window_days = 28
+[accounts.{ACCOUNT}]
+allocation_kg = 1000000
+period = "year"
+mode = "deny"
+[accounts.{ACCOUNT}.users.root]
+[accounts.{OTHER_ACCOUNT}]
+allocation_kg = 1000000
+period = "year"
+mode = "deny"
+[accounts.{OTHER_ACCOUNT}.users.{OTHER_USER}]
+[accounts.{EXHAUSTED_ACCOUNT}]
+allocation_kg = 0.000001
+period = "month"
+mode = "deny"
+[accounts.{EXHAUSTED_ACCOUNT}.users.root]
+"""
 
 #: as_user's wrapper (already in the cluster's private mount namespace): $2 (an ancestor of the
 #: build tree $3 the user cannot traverse, or "") becomes a tmpfs holding only the tree.
@@ -68,6 +92,12 @@ class AccountedCluster(SlurmCluster):
     db_user: str = "slurm"
     db_password: str = ""
     dbd_port: int = 0
+    #: Environment of every client (the cli_filter's credit API URL and MUNGE socket).
+    client_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**super().env, **self.client_env}
 
     def write_config(self) -> None:
         """slurm.conf with accounting to slurmdbd, and slurmdbd.conf (mode 600)."""
@@ -79,9 +109,12 @@ class AccountedCluster(SlurmCluster):
             "JobAcctGatherParams=NoShared\n"
             # A job gets 100 MB unless it asks: by default it would take all the node's
             # memory and the scenarios would run one at a time on the 2 CPUs.
-            "DefMemPerCPU=100\n" + self.extra_conf
+            "DefMemPerCPU=100\n"
+            # Our cli_filter at sbatch: cli_filter/lua loads cli_filter.lua next to slurm.conf.
+            "CliFilterPlugins=cli_filter/lua\n" + self.extra_conf
         )
         super().write_config()
+        shutil.copy(CLI_FILTER, self.etc / "cli_filter.lua")
         # Clients of other users read slurm.conf (never slurm.key, mode 600): the temp dir and
         # etc/ must be traversable; jobs of other users run in jobs/.
         for path in (self.workdir, self.etc):
@@ -161,8 +194,8 @@ StorageLoc={self.db_name}
         self.write_config()
         self.start_slurmdbd(timeout_s)
         self.sacctmgr("add", "cluster", self.cluster_name)
-        self.sacctmgr("add", "account", ACCOUNT, OTHER_ACCOUNT)
-        self.sacctmgr("add", "user", "root", f"account={ACCOUNT}")
+        self.sacctmgr("add", "account", ACCOUNT, OTHER_ACCOUNT, EXHAUSTED_ACCOUNT)
+        self.sacctmgr("add", "user", "root", f"account={ACCOUNT},{EXHAUSTED_ACCOUNT}")
         self.sacctmgr("modify", "user", "root", "set", f"defaultaccount={ACCOUNT}")
         self.sacctmgr("add", "user", OTHER_USER, f"account={OTHER_ACCOUNT}")
         self.start_daemons(timeout_s)
@@ -196,10 +229,57 @@ class SlurmSite:
     stack: LocalStack
     warehouse_url: str
     accounting_url: str
+    credit_api_url: str
 
 
 @contextlib.contextmanager
-def slurm_site_running(build: SlurmBuild, server: MariaDB) -> Iterator[SlurmSite]:
+def credit_api(warehouse_url: str, cluster: str, munge_socket: str, workdir: Path) -> Iterator[str]:
+    """The credit API (real app, uvicorn on a free port) over the site's warehouse, trusting
+    the site's munged; yields its URL."""
+    import threading
+
+    import uvicorn
+
+    from jobcarbon.api.app import ApiConfig, PolicyHolder, create_app
+    from jobcarbon.api.auth import MungeVerifier, uid_resolver
+    from jobcarbon.credit.sql import SqlCreditStore
+    from warehouse.engine import make_engine
+
+    policy = workdir / "credit-policy.toml"
+    policy.write_text(CREDIT_POLICY)
+    engine = make_engine(warehouse_url)
+    config = ApiConfig(
+        store=SqlCreditStore(engine, cluster=cluster),
+        policy=PolicyHolder.from_file(str(policy)),
+        verifier=MungeVerifier(munge_socket),
+        resolve_uid=uid_resolver({}),
+        default_cluster=cluster,
+        fallback_intensity_g_per_kwh=300.0,
+        fallback_source="cluster test default",
+    )
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, name="credit-api", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    try:
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                unavailable("the credit API (uvicorn) did not start")
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def slurm_site_running(
+    build: SlurmBuild, server: MariaDB, munge_socket: str
+) -> Iterator[SlurmSite]:
     """MariaDB database + slurmdbd + slurmctld + slurmd + workers; all stopped afterwards."""
     from consumers.stream.local import local_stack
     from jobcarbon.settings import AccountingSettings, ClusterSettings, Settings
@@ -231,12 +311,18 @@ def slurm_site_running(build: SlurmBuild, server: MariaDB) -> Iterator[SlurmSite
                 ),
             }
         )
-        with local_stack(settings, workers=1) as stack:
+        with (
+            local_stack(settings, workers=1) as stack,
+            credit_api(stack.settings.warehouse.url, name, munge_socket, work) as api_url,
+        ):
             cluster = AccountedCluster(
                 build, work, stack.settings.kafka.bootstrap_servers,
                 topic=stack.settings.kafka.topic_jobcomp, cluster_name=name, power_w=100,
                 db_port=server.port, db_name=database, db_user=f"slurm_{database[-6:]}",
                 db_password=password,
+                client_env={
+                    "JOBCARBON_CREDIT_API_URL": api_url, "JOBCARBON_MUNGE_SOCKET": munge_socket,
+                },
             )  # fmt: skip
             try:
                 cluster.start()
@@ -244,7 +330,9 @@ def slurm_site_running(build: SlurmBuild, server: MariaDB) -> Iterator[SlurmSite
                 cluster.stop()
                 unavailable(f"the Slurm site did not start: {exc}")
             try:
-                yield SlurmSite(cluster, stack, stack.settings.warehouse.url, accounting_url)
+                yield SlurmSite(
+                    cluster, stack, stack.settings.warehouse.url, accounting_url, api_url
+                )
             finally:
                 cluster.stop()
                 if os.environ.get("JOBCARBON_KEEP_SLURM_LOGS"):
@@ -255,11 +343,13 @@ def slurm_site_running(build: SlurmBuild, server: MariaDB) -> Iterator[SlurmSite
 
 
 @pytest.fixture(scope="session")
-def slurm_site(slurm_install: SlurmBuild, mariadb: MariaDB) -> Iterator[SlurmSite]:
+def slurm_site(
+    slurm_install: SlurmBuild, mariadb: MariaDB, munged: MungeService
+) -> Iterator[SlurmSite]:
     """The running site; needs root (daemons), unshare, the full build and MariaDB."""
     if os.geteuid() != 0:
         unavailable("the one-host Slurm site runs its daemons as root")
     if shutil.which("unshare") is None or shutil.which("runuser") is None:
         unavailable("unshare and runuser (util-linux) are needed for the Slurm site")
-    with slurm_site_running(slurm_install, mariadb) as site:
+    with slurm_site_running(slurm_install, mariadb, munged.socket) as site:
         yield site
