@@ -151,7 +151,8 @@ def _facts(site: SlurmSite) -> list[dict[str, object]]:
             rows = conn.execute(
                 sa.text(
                     "SELECT f.job_id, f.submit_epoch, f.event, f.energy_it_j, f.energy_complete,"
-                    " f.db_energy_j, f.reconcile_status, f.state, f.patched, f.array_job_id,"
+                    " f.db_energy_j, f.reconcile_status, f.reconcile_differences, f.state,"
+                    " f.patched, f.array_job_id,"
                     " u.name AS user_name, a.name AS account_name, c.name AS cluster_name"
                     " FROM fact_job f JOIN dim_cluster c ON c.id = f.cluster_id"
                     " JOIN dim_user u ON u.id = f.user_id"
@@ -180,7 +181,13 @@ def landed(slurm_site: SlurmSite, ran: Ran) -> list[dict[str, object]]:
     while time.monotonic() < end and not _settled(slurm_site, ran):
         slurm_site.stack.check_workers()
         time.sleep(1)
+    facts = _facts(slurm_site)
+    statuses = sorted(
+        (f["job_id"], f["reconcile_status"], f["reconcile_differences"]) for f in facts
+    )
+    print("after the stream:", statuses)
     if not _settled(slurm_site, ran):
+        print("not all reconciled by the stream: jobcarbon reconcile sweep")
         since = (ran.started_at - timedelta(minutes=5)).isoformat()
         subprocess.run(
             [sys.executable, "-m", "jobcarbon", "reconcile", "--since", since,
@@ -240,6 +247,16 @@ def test_every_job_lands_once_with_sacct_energy(landed: list[dict[str, object]],
         assert fact["energy_it_j"] == job.energy_j, (job, fact)
         assert fact["db_energy_j"] == job.energy_j, (job, fact)
         assert fact["reconcile_status"] not in {"not_checked", "unreconciled", "missing_in_db"}
+    # Jobs that ended normally agree field by field. Killed ones (scancel, time limit) differ
+    # in one field only: jobcomp reports the signal (0:15), slurmdbd the job's 0:0.
+    for name in ("batch", "steps", "array", "user"):
+        for job_id in ran.ids[name]:
+            assert by_id[job_id]["reconcile_status"] == "match", by_id[job_id]
+    for name in ("cancel", "timeout"):
+        fact = by_id[ran.ids[name][0]]
+        assert fact["reconcile_status"] in {"match", "conflict"}, fact
+        if fact["reconcile_status"] == "conflict":
+            assert fact["reconcile_differences"] == "exit_code: jobcomp=0:15 db=0:0", fact
         assert fact["user_name"] == job.user and fact["account_name"] == job.account
     for job_id in ran.ids["array"]:
         assert by_id[job_id]["array_job_id"] == ran.array_job_id
