@@ -97,7 +97,10 @@ class JobFact(msgspec.Struct, frozen=True, kw_only=True):
         """The first average-signal estimate: what footprints and credit are charged with."""
         if self.footprint is None:
             return None
-        return next((e for e in self.footprint.estimates if e.signal == "average"), None)
+        for e in self.footprint.estimates:  # a loop, not next(genexpr): the sink calls
+            if e.signal == "average":  # this for every fact
+                return e
+        return None
 
 
 def fact_from_record(record: JobRecord) -> JobFact:

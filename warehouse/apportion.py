@@ -10,6 +10,7 @@ from 22:00 to 02:00 puts half of each measure in each day, and counts once, in t
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Final
 
 DAY_S: Final = 86_400
@@ -18,12 +19,24 @@ _EPOCH_DATE: Final = date(1970, 1, 1)
 
 def day_of(epoch: int) -> date:
     """The UTC day of an epoch second."""
-    return _EPOCH_DATE + timedelta(days=epoch // DAY_S)
+    return _day(epoch // DAY_S)
 
 
 def month_of(epoch: int) -> date:
     """The first day of the UTC month of an epoch second."""
-    return day_of(epoch).replace(day=1)
+    return _month(epoch // DAY_S)
+
+
+# Memoized by day number: date arithmetic costs microseconds, and a batch of jobs touches
+# few distinct days (the sink's roll-up deltas call these for every job).
+@lru_cache(maxsize=1 << 16)
+def _day(days: int) -> date:
+    return _EPOCH_DATE + timedelta(days=days)
+
+
+@lru_cache(maxsize=1 << 16)
+def _month(days: int) -> date:
+    return _day(days).replace(day=1)
 
 
 def _next_month(first: date) -> date:

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 import psycopg
-from psycopg import sql
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import InterfaceError, OperationalError, StatementError
 
@@ -28,15 +26,11 @@ from warehouse.sink.delta import (
     rollup_input,
 )
 from warehouse.sink.dims import DimCache, resolve
+from warehouse.sink.pgcopy import copy_co2e, insert_staged
 from warehouse.sink.prepare import PreparedFact, prepare_all
 from warehouse.sink.result import Rejected, SinkResult
 from warehouse.sink.rollups import apply_rollups
-from warehouse.sink.writer import apply_batch, dim_cache, fact_values, write_facts, write_prepared
-
-_CO2E_COLUMNS = (
-    "fact_id", "provider", "zone", "signal", "basis", "factor_g_per_kwh_it",
-    "intensity_g_per_kwh", "coverage", "fallback", "estimated_share", "co2e_g",
-)  # fmt: skip
+from warehouse.sink.writer import apply_batch, dim_cache, write_facts, write_prepared
 
 
 def copy_facts(
@@ -78,48 +72,19 @@ def _copy_in(
     conn: Connection, facts: Sequence[PreparedFact], cache: DimCache, now: datetime
 ) -> tuple[SinkResult, DimCache]:
     ids, learnt = resolve(conn, facts, cache)
-    columns = [*fact_values(facts[0], ids[facts[0].key], now), "inserted_at"]
-    # Identifiers are the model's own column names, composed by psycopg (never user text).
-    column_list = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
-    raw: Any = conn.connection.driver_connection
-    inserted: dict[tuple[int, int, int], int] = {}
-    with raw.cursor() as cur:
-        cur.execute("CREATE TEMP TABLE stage_fact (LIKE fact_job) ON COMMIT DROP")
-        cur.execute("ALTER TABLE stage_fact DROP COLUMN id")
-        copy_stage = sql.SQL("COPY stage_fact ({}) FROM STDIN").format(column_list)
-        with cur.copy(copy_stage) as copy:
-            write = copy.write_row
-            for f in facts:  # the order of fact_values: columns, dimension ids, hash, times
-                d = ids[f.key]
-                write((*f.columns.values(), d.cluster_id, d.user_id, d.account_id,
-                       d.partition_id, d.qos_id, f.content_hash, now, now))  # fmt: skip
-        cur.execute(
-            sql.SQL(
-                "INSERT INTO fact_job ({cols}) SELECT {cols} FROM stage_fact"
-                " ON CONFLICT ON CONSTRAINT uq_fact_job_key DO NOTHING"
-                " RETURNING cluster_id, job_id, submit_epoch, id"
-            ).format(cols=column_list)
-        )
-        for cluster_id, job_id, epoch, fact_id in cur.fetchall():
-            inserted[(cluster_id, job_id, epoch)] = fact_id
-        new: list[tuple[int, PreparedFact]] = []
-        existing: list[PreparedFact] = []
-        delta = empty_delta()
-        for fact in facts:
-            d = ids[fact.key]
-            fact_id = inserted.get((d.cluster_id, fact.key[1], fact.key[2]))
-            if fact_id is None:
-                existing.append(fact)
-                continue
-            new.append((fact_id, fact))
-            add_contribution(delta, rollup_input(fact.columns, d.user_id, d.account_id))
-        copy_co2e = sql.SQL("COPY fact_job_co2e ({}) FROM STDIN").format(
-            sql.SQL(", ").join(sql.Identifier(c) for c in _CO2E_COLUMNS)
-        )
-        with cur.copy(copy_co2e) as copy:
-            for fact_id, fact in new:
-                for estimate in fact.co2e:
-                    copy.write_row([fact_id, *(estimate[c] for c in _CO2E_COLUMNS[1:])])
+    inserted = insert_staged(conn, facts, ids, now, skip_existing=True)
+    new: list[tuple[int, PreparedFact]] = []
+    existing: list[PreparedFact] = []
+    delta = empty_delta()
+    for fact in facts:
+        d = ids[fact.key]
+        fact_id = inserted.get((d.cluster_id, fact.key[1], fact.key[2]))
+        if fact_id is None:
+            existing.append(fact)
+            continue
+        new.append((fact_id, fact))
+        add_contribution(delta, rollup_input(fact.columns, d.user_id, d.account_id))
+    copy_co2e(conn, new)
     apply_rollups(conn, nonzero(delta))
     result = SinkResult(inserted=len(new))
     if existing:

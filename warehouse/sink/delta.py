@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from operator import add as add_
+from operator import itemgetter
 from typing import Any, Final, NamedTuple
 
 from warehouse.apportion import (
@@ -52,9 +54,12 @@ class RollupInput(NamedTuple):
 ROLLUP_INPUT_COLUMNS: Final = RollupInput._fields
 
 
+_FACT_INPUTS: Final = itemgetter(*ROLLUP_INPUT_COLUMNS[2:])
+
+
 def rollup_input(columns: Mapping[str, Any], user_id: int, account_id: int) -> RollupInput:
     """The roll-up input of a prepared fact's columns (or a stored row's)."""
-    return RollupInput(user_id, account_id, *(columns[name] for name in ROLLUP_INPUT_COLUMNS[2:]))
+    return RollupInput(user_id, account_id, *_FACT_INPUTS(columns))
 
 
 def empty_delta() -> RollupDelta:
@@ -105,13 +110,14 @@ def add_contribution(delta: RollupDelta, job: RollupInput, sign: float = 1.0) ->
             *counts, sign * seconds, cpus * hours, core_with_energy * hours, gpus * hours,
             sign * energy, sign * facility, sign * co2e, sign * cost,
         )  # fmt: skip
-        for values in (
-            _row(user_day, (job.user_id, day)),
-            _row(account_day, (job.account_id, day)),
-            _row(account_month, (job.account_id, month)),
+        # Element-wise sums in C (``map``): a third of the cost of a Python loop here.
+        for rows, key in (
+            (user_day, (job.user_id, day)),
+            (account_day, (job.account_id, day)),
+            (account_month, (job.account_id, month)),
         ):
-            for i, x in enumerate(measures):
-                values[i] += x
+            values = rows.get(key)
+            rows[key] = list(measures) if values is None else list(map(add_, values, measures))
         return
     for values in (
         _row(user_day, (job.user_id, day)),

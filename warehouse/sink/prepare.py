@@ -9,8 +9,8 @@ from __future__ import annotations
 import hashlib
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Final
 
 import msgspec
@@ -36,8 +36,7 @@ class FactError(ValueError):
     """A fact the warehouse cannot store; the message names the job and the field."""
 
 
-@dataclass(frozen=True, slots=True)
-class Dims:
+class Dims(msgspec.Struct, frozen=True):
     """Dimension members of one fact (names; ``NONE`` when the record has none)."""
 
     cluster: str
@@ -50,8 +49,9 @@ class Dims:
     qos: str
 
 
-@dataclass(frozen=True, slots=True)
-class PreparedFact:
+# msgspec structs, not frozen dataclasses: built for every fact, and a frozen dataclass
+# costs ~2 us to construct (one object.__setattr__ per field) against ~0.2 us.
+class PreparedFact(msgspec.Struct, frozen=True):
     """A validated fact: its natural key, dimensions, ``fact_job`` columns (without ids
     and row timestamps) and ``fact_job_co2e`` rows (without ``fact_id``)."""
 
@@ -61,7 +61,7 @@ class PreparedFact:
     co2e: tuple[dict[str, Any], ...]
     content_hash: str
     precedence: int
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = msgspec.field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -71,7 +71,10 @@ class PreparedFact:
 
 def key_label(key: tuple[Any, Any, Any]) -> str:
     """``cluster:job_id:submit_epoch`` (``?`` for a missing part)."""
-    return ":".join("?" if part is None else str(part) for part in key)
+    cluster, job_id, epoch = key  # an f-string: this runs for every fact
+    return f"{'?' if cluster is None else cluster}:{'?' if job_id is None else job_id}:" + (
+        "?" if epoch is None else str(epoch)
+    )
 
 
 def precedence(reconcile_status: str, has_footprint: bool, event: str = "end") -> int:
@@ -93,6 +96,7 @@ def is_landable(fact: JobFact) -> bool:
     return fact.record.event in LANDABLE_EVENTS
 
 
+@lru_cache(maxsize=4096)  # few distinct (account, lineage) pairs; called for every fact
 def account_parent(account: str, lineage: str | None) -> str | None:
     """The nearest ancestor in Slurm's lineage path that is not the account itself.
 
@@ -144,14 +148,20 @@ CO2E_RULES: Final[dict[str, tuple[float, float]]] = {
 }  # fmt: skip
 
 
+#: The rules flattened once (this loop runs for every fact).
+_COLUMN_RULES: Final = tuple(
+    (n, lo, hi) for r in (INT_RULES, REAL_RULES) for n, (lo, hi) in r.items()
+)
+_CO2E_RULES: Final = tuple((n, lo, hi) for n, (lo, hi) in CO2E_RULES.items())
+
+
 def _check_ranges(label: str, columns: dict[str, Any], co2e: tuple[dict[str, Any], ...]) -> None:
-    for rules in (INT_RULES, REAL_RULES):
-        for name, (low, high) in rules.items():
-            value = columns[name]
-            if value is not None and not low <= value <= high:
-                raise _fail(label, name, value, f"is out of range [{low}, {high}]")
+    for name, low, high in _COLUMN_RULES:
+        value = columns[name]
+        if value is not None and not low <= value <= high:
+            raise _fail(label, name, value, f"is out of range [{low}, {high}]")
     for row in co2e:
-        for name, (low, high) in CO2E_RULES.items():
+        for name, low, high in _CO2E_RULES:
             value = row[name]
             if value is not None and not low <= value <= high:
                 raise _fail(label, f"estimate.{name}", value, f"is out of range [{low}, {high}]")
@@ -172,7 +182,7 @@ def _explain_text(
     label: str, columns: dict[str, Any], dims: Dims, co2e: tuple[dict[str, Any], ...]
 ) -> None:
     """The slow path behind the encoder's screen: name the first bad text field."""
-    for name in Dims.__slots__:
+    for name in Dims.__struct_fields__:
         _check_text(label, name, getattr(dims, name))
     for name, value in columns.items():
         _check_text(label, name, value)
