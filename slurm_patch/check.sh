@@ -79,11 +79,18 @@ if [ "$WANT" != "$HAVE" ]; then
     echo "$WANT" >"$APPLIED/.hash"
 fi
 
-# --- configure (once per tree) ------------------------------------------------------
-if [ ! -f "$T/.configured" ]; then
-    log "configure"
-    (cd "$SRC" && ./configure -q --prefix="$T/inst" --sysconfdir="$T/inst/etc" \
-        --disable-dependency-tracking >"$T/configure.log" 2>&1) || {
+# --- configure (once per tree and configuration) ------------------------------------
+# The configuration's identity: the flags, plus which optional libraries configure can find
+# (a dev package installed after the tree was configured, e.g. the MySQL client for
+# accounting_storage/mysql, must reconfigure it and rebuild everything).
+CONF_FLAGS="--prefix=$T/inst --sysconfdir=$T/inst/etc --disable-dependency-tracking"
+CONF_ID=$(printf '%s\n' "$CONF_FLAGS" \
+    "mysql=$(command -v mysql_config mariadb_config 2>/dev/null | head -1)" \
+    "lua=$(pkg-config --modversion lua5.3 2>/dev/null || true)" | sha256sum | cut -c1-16)
+if [ ! -f "$T/.configured" ] || [ "$(cat "$T/.configured")" != "$CONF_ID" ]; then
+    log "configure ($CONF_ID)"
+    # shellcheck disable=SC2086
+    (cd "$SRC" && ./configure -q $CONF_FLAGS >"$T/configure.log" 2>&1) || {
         tail -30 "$T/configure.log" >&2
         exit 1
     }
@@ -91,7 +98,17 @@ if [ ! -f "$T/.configured" ]; then
         echo "check.sh: configure did not find librdkafka (install librdkafka-dev)" >&2
         exit 1
     }
-    touch "$T/.configured"
+    # A new configuration rebuilds and reinstalls all of Slurm on the next --full.
+    rm -f "$T"/inst/.installed-*
+    echo "$CONF_ID" >"$T/.configured"
+fi
+if [ "$FULL" = 1 ]; then
+    for want in HAVE_MYSQL HAVE_LUA; do
+        grep -q "^#define $want 1" "$SRC/config.h" || {
+            echo "check.sh --full: configure did not define $want (install default-libmysqlclient-dev liblua5.3-dev: scripts/install.d/40-slurm-build.sh)" >&2
+            exit 1
+        }
+    done
 fi
 
 # --- build the plugin: every source it compiles, from clean, with warnings kept --------
@@ -113,7 +130,7 @@ echo "plugin=$SO"
 
 # --- optional: all of Slurm, installed into the tree ---------------------------------
 if [ "$FULL" = 1 ]; then
-    STAMP=$T/inst/.installed-$WANT
+    STAMP=$T/inst/.installed-$WANT-$CONF_ID
     if [ ! -f "$STAMP" ]; then
         log "full build (make -j$JOBS), a few minutes the first time"
         make -C "$SRC" -j"$JOBS" >"$T/full-build.log" 2>&1 || { tail -40 "$T/full-build.log" >&2; exit 1; }

@@ -26,6 +26,7 @@ pytest_plugins: list[str] = [
     "tests.services.slurm_build",
     "tests.services.broker",
     "tests.services.object_store",
+    "tests.services.slurm_site",
 ]
 
 

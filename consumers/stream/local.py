@@ -70,6 +70,20 @@ def _env(settings: Settings) -> dict[str, str]:
         "JOBCARBON_CARBON__SITES": json.dumps(
             {name: s.model_dump(mode="json") for name, s in settings.carbon.sites.items()}
         ),
+        **_accounting_env(settings),
+    }
+
+
+def _accounting_env(settings: Settings) -> dict[str, str]:
+    """The slurmdbd database the workers reconcile with, when one is configured."""
+    accounting = settings.accounting
+    if not accounting.url:
+        return {}
+    return {
+        "JOBCARBON_ACCOUNTING__URL": accounting.url,
+        "JOBCARBON_ACCOUNTING__SETTLE_SECONDS": str(accounting.settle_seconds),
+        "JOBCARBON_ACCOUNTING__BACKOFF_BASE_S": str(accounting.backoff_base_s),
+        "JOBCARBON_ACCOUNTING__BACKOFF_CAP_S": str(accounting.backoff_cap_s),
     }
 
 

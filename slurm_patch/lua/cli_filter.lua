@@ -115,6 +115,16 @@ local function summary(c)
    return table.concat(lines, "\n")
 end
 
+-- Print to the submitting user. cli_filter/lua runs inside sbatch/salloc/srun, and 24.11's
+-- cli_filter/lua has no slurm.log_user (only job_submit/lua does): stderr is the user's terminal.
+local function tell_user(text)
+   if slurm.log_user then
+      slurm.log_user("%s", text)
+   else
+      io.stderr:write(text, "\n")
+   end
+end
+
 function slurm_cli_setup_defaults(options, early_pass)
    return slurm.SUCCESS
 end
@@ -149,7 +159,7 @@ function slurm_cli_pre_submit(options, pack_offset)
          .. (type(detail) == "string" and detail or cjson.encode(detail)))
       return slurm.SUCCESS
    end
-   slurm.log_user("%s", summary(check))
+   tell_user(summary(check))
    if check.decision == "deny" then
       return slurm.ERROR
    end

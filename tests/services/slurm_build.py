@@ -420,6 +420,11 @@ PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
     def start(self, timeout_s: float = 60) -> None:
         """Start slurmctld then slurmd, and wait until the node is idle."""
         self.write_config()
+        self.start_daemons(timeout_s)
+
+    def start_daemons(self, timeout_s: float = 60) -> None:
+        """Start slurmctld then slurmd with the configuration already written (a subclass can
+        start more services, e.g. slurmdbd, in between), and wait until the node is idle."""
         log = self.workdir / "log"
         self.start_slurmctld()
         slurmd = ["sh", str(self.workdir / "private-run.sh"), str(self.workdir)]
