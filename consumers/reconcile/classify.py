@@ -129,17 +129,41 @@ def _energy_text(energy: Energy) -> str:
     return f"{energy.status.value}" + (f"({energy.reported})" if energy.reported else "")
 
 
+#: States slurmctld records before the job's steps have ended (the timing trap of
+#: slurm-jobcomp-record.md §8): their exit codes reach only slurmdbd, so a differing exit
+#: code is expected there (seen on a real 24.11 cluster: jobcomp 0:15, slurmdbd 0:0).
+ENDED_BEFORE_STEPS: Final = frozenset(
+    {"CANCELLED", "TIMEOUT", "PREEMPTED", "NODE_FAIL", "DEADLINE"}
+)
+EXPECTED_NOTE: Final = " (expected: the job ended before its steps)"
+
+
+def _explain(record: JobRecord, differences: list[str]) -> tuple[list[str], list[str]]:
+    """(all differences, with expected ones marked; those that make a job a conflict)."""
+    shown: list[str] = []
+    blocking: list[str] = []
+    for diff in differences:
+        if record.state in ENDED_BEFORE_STEPS and diff.startswith(
+            ("exit_code:", "derived_exit_code:")
+        ):
+            shown.append(diff + EXPECTED_NOTE)
+        else:
+            shown.append(diff)
+            blocking.append(diff)
+    return shown, blocking
+
+
 def judge(record: JobRecord, row: DbJob) -> Verdict:
     """Classify one record against its row (both present)."""
-    differences = identity_differences(record, row)
+    differences, blocking = _explain(record, identity_differences(record, row))
     db = row.energy
     mine_usable = record.energy_status is EnergyStatus.MEASURED and record.energy_j is not None
     mine = Energy(record.energy_j, record.energy_status, record.energy_reported)
     if db.usable:
         if mine_usable and record.energy_j != db.joules:
             differences.append(_diff("energy_j", record.energy_j, db.joules))
-            status: ReconcileStatus = "energy_corrected" if len(differences) == 1 else "conflict"
-        elif differences:
+            status: ReconcileStatus = "conflict" if blocking else "energy_corrected"
+        elif blocking:
             status = "conflict"
         else:
             status = "match" if mine_usable else "energy_filled"
@@ -149,8 +173,9 @@ def judge(record: JobRecord, row: DbJob) -> Verdict:
         differences.append(_diff("energy_j", record.energy_j, _energy_text(db)))
         return Verdict("conflict", record.energy_j, False, tuple(differences))
     if db.status is EnergyStatus.INVALID and mine.status is not EnergyStatus.INVALID:
-        differences.append(_diff("energy_j", _energy_text(mine), _energy_text(db)))
-    status = "conflict" if differences else "match"
+        blocking.append(_diff("energy_j", _energy_text(mine), _energy_text(db)))
+        differences.append(blocking[-1])
+    status = "conflict" if blocking else "match"
     return Verdict(status, None, False, tuple(differences))
 
 

@@ -183,3 +183,23 @@ def test_mark_without_row() -> None:
     assert fact.reconciliation.status == "missing_in_db"
     assert fact.reconciliation.differences == ("no row after 600 s",)
     assert fact.energy_it_j == 408 and fact.energy_origin == "jobcomp"
+
+
+@pytest.mark.parametrize("state", ["CANCELLED", "TIMEOUT"])
+def test_killed_jobs_exit_codes_differ_without_a_conflict(state: str) -> None:
+    # Seen on the real 24.11 cluster (tests/cluster): the record is written before the steps
+    # end, so jobcomp says 0:15 and slurmdbd 0:0. Listed, marked expected, not a conflict.
+    killed = record(
+        state=state, exit_code="0:15", energy_j=None, energy_status=EnergyStatus.MISSING
+    )
+    verdict = judge(killed, row(state={"CANCELLED": 4, "TIMEOUT": 6}[state]))
+    assert verdict.status == "energy_filled"
+    assert verdict.differences == (
+        "exit_code: jobcomp=0:15 db=0:0 (expected: the job ended before its steps)",
+    )
+
+
+def test_exit_code_difference_of_a_completed_job_is_still_a_conflict() -> None:
+    verdict = judge(record(exit_code="2:0"), row())
+    assert verdict.status == "conflict"
+    assert verdict.differences == ("exit_code: jobcomp=2:0 db=0:0",)
