@@ -1,7 +1,7 @@
 """Shell: the bulk path for PostgreSQL backfills, over ``COPY``, with exact roll-ups.
 
-Per chunk, in one transaction: new facts are COPYed into a temporary table and moved into
-``fact_job`` with ``ON CONFLICT DO NOTHING``; the ones that were inserted add their whole
+Per chunk, in one transaction: one query finds which keys are stored; new facts are COPYed
+straight into ``fact_job`` (and their CO2e rows into ``fact_job_co2e``) and add their whole
 contribution to the roll-ups; facts whose key was already stored go through the ordinary
 upsert (``writer.apply_batch``) so they move the roll-ups by the difference. If the
 database refuses anything in a chunk, the chunk is redone through ``write_prepared``, which
@@ -26,7 +26,7 @@ from warehouse.sink.delta import (
     rollup_input,
 )
 from warehouse.sink.dims import DimCache, resolve
-from warehouse.sink.pgcopy import copy_co2e, insert_staged
+from warehouse.sink.pgcopy import copy_co2e, copy_new_facts, stored_keys
 from warehouse.sink.prepare import PreparedFact, prepare_all
 from warehouse.sink.result import Rejected, SinkResult
 from warehouse.sink.rollups import apply_rollups
@@ -72,17 +72,16 @@ def _copy_in(
     conn: Connection, facts: Sequence[PreparedFact], cache: DimCache, now: datetime
 ) -> tuple[SinkResult, DimCache]:
     ids, learnt = resolve(conn, facts, cache)
-    inserted = insert_staged(conn, facts, ids, now, skip_existing=True)
-    new: list[tuple[int, PreparedFact]] = []
+    db_keys = [(ids[f.key].cluster_id, f.key[1], f.key[2]) for f in facts]
+    known = stored_keys(conn, db_keys)
+    fresh: list[PreparedFact] = []
     existing: list[PreparedFact] = []
+    for fact, db_key in zip(facts, db_keys, strict=True):
+        (existing if db_key in known else fresh).append(fact)
+    new = list(zip(copy_new_facts(conn, fresh, ids, now), fresh, strict=True))
     delta = empty_delta()
-    for fact in facts:
+    for _fact_id, fact in new:
         d = ids[fact.key]
-        fact_id = inserted.get((d.cluster_id, fact.key[1], fact.key[2]))
-        if fact_id is None:
-            existing.append(fact)
-            continue
-        new.append((fact_id, fact))
         add_contribution(delta, rollup_input(fact.columns, d.user_id, d.account_id))
     copy_co2e(conn, new)
     apply_rollups(conn, nonzero(delta))

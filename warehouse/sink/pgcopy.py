@@ -1,8 +1,7 @@
 """Shell (PostgreSQL only): move fact rows over ``COPY`` instead of row-by-row statements.
 
-``fact_job`` rows are COPYed into a temporary staging table and moved with one
-``INSERT ... SELECT ... RETURNING`` (the new ids come back without a second query);
-``fact_job_co2e`` rows are COPYed straight into their table. Identifiers are the model's own
+New ``fact_job`` rows are COPYed straight into the table under ids drawn from its sequence
+beforehand; ``fact_job_co2e`` rows are COPYed straight into theirs. Identifiers are the model's own
 column names, composed by psycopg (never user text); every value travels as COPY data.
 """
 
@@ -42,44 +41,45 @@ def _driver(conn: Connection) -> Any:
     return conn.connection.driver_connection
 
 
-def insert_staged(
-    conn: Connection,
-    facts: Sequence[PreparedFact],
-    ids: dict[NaturalKey, DimIds],
-    now: datetime,
-    *,
-    skip_existing: bool,
-) -> dict[DbKey, int]:
-    """Insert ``facts`` into ``fact_job``; ``{stored key: new id}`` of the rows inserted.
+def stored_keys(conn: Connection, keys: Sequence[DbKey]) -> set[DbKey]:
+    """Which of these stored keys ``fact_job`` already holds (one join with unnested arrays)."""
+    if not keys:
+        return set()
+    cluster_ids, job_ids, epochs = (list(part) for part in zip(*keys, strict=True))
+    with _driver(conn).cursor() as cur:
+        cur.execute(
+            "SELECT f.cluster_id, f.job_id, f.submit_epoch FROM fact_job f"
+            " JOIN unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS w(c, j, e)"
+            " ON f.cluster_id = w.c AND f.job_id = w.j AND f.submit_epoch = w.e",
+            (cluster_ids, job_ids, epochs),
+        )
+        return set(cur.fetchall())
 
-    ``skip_existing`` leaves keys already stored alone (they are missing from the answer);
-    without it such a key fails the statement (the caller decided they were new).
+
+def copy_new_facts(
+    conn: Connection, facts: Sequence[PreparedFact], ids: dict[NaturalKey, DimIds], now: datetime
+) -> list[int]:
+    """COPY facts whose keys are not stored straight into ``fact_job``; their new ids, in
+    order. The ids are drawn from the table's sequence first, so no staging table and no
+    ``INSERT ... SELECT`` is needed. A key stored meanwhile (a concurrent writer) fails the
+    COPY on ``uq_fact_job_key``: the caller's transaction rolls back and it retries.
     """
     if not facts:
-        return {}
-    columns = [*facts[0].columns, *_TAIL_COLUMNS]
+        return []
+    columns = ["id", *facts[0].columns, *_TAIL_COLUMNS]
     column_list = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
-    conflict = (
-        sql.SQL(" ON CONFLICT ON CONSTRAINT uq_fact_job_key DO NOTHING")
-        if skip_existing
-        else sql.SQL("")
-    )
     with _driver(conn).cursor() as cur:
-        cur.execute("CREATE TEMP TABLE stage_fact (LIKE fact_job) ON COMMIT DROP")
-        cur.execute("ALTER TABLE stage_fact DROP COLUMN id")
-        with cur.copy(sql.SQL("COPY stage_fact ({}) FROM STDIN").format(column_list)) as copy:
-            write = copy.write_row
-            for f in facts:
-                write(fact_row(f, ids[f.key], now))
         cur.execute(
-            sql.SQL(
-                "INSERT INTO fact_job ({cols}) SELECT {cols} FROM stage_fact{conflict}"
-                " RETURNING cluster_id, job_id, submit_epoch, id"
-            ).format(cols=column_list, conflict=conflict)
+            "SELECT nextval(pg_get_serial_sequence('fact_job', 'id'))"
+            " FROM generate_series(1, %s)",
+            (len(facts),),
         )
-        inserted = {(c, j, e): fact_id for c, j, e, fact_id in cur.fetchall()}
-        cur.execute("DROP TABLE stage_fact")
-    return inserted
+        new_ids = [fact_id for (fact_id,) in cur.fetchall()]
+        with cur.copy(sql.SQL("COPY fact_job ({}) FROM STDIN").format(column_list)) as copy:
+            write = copy.write_row
+            for fact_id, f in zip(new_ids, facts, strict=True):
+                write((fact_id, *fact_row(f, ids[f.key], now)))
+    return new_ids
 
 
 def copy_co2e(conn: Connection, facts: Sequence[tuple[int, PreparedFact]]) -> None:

@@ -33,7 +33,7 @@ from schemas.fact import JobFact
 from warehouse.models import FactJob, FactJobCo2e, table_of
 from warehouse.sink.delta import ROLLUP_INPUT_COLUMNS, RollupInput, Stored, latest_per_key, plan
 from warehouse.sink.dims import DimCache, DimIds, resolve
-from warehouse.sink.pgcopy import copy_co2e, insert_staged
+from warehouse.sink.pgcopy import copy_co2e, copy_new_facts
 from warehouse.sink.prepare import NaturalKey, PreparedFact, precedence, prepare_all
 from warehouse.sink.result import Rejected, SinkResult
 from warehouse.sink.rollups import apply_rollups
@@ -202,15 +202,14 @@ def fact_values(fact: PreparedFact, dims: DimIds, now: datetime) -> dict[str, An
 def insert_facts(
     conn: Connection, facts: Sequence[PreparedFact], ids: dict[NaturalKey, DimIds], now: datetime
 ) -> list[tuple[int, PreparedFact]]:
-    """Insert new facts; their new ids. PostgreSQL: COPY through a staging table
+    """Insert new facts; their new ids. PostgreSQL: COPY under ids drawn beforehand
     (``pgcopy``). SQLite: one executemany, the ids read back by natural key (not
     ``INSERT ... RETURNING``: in parameter order it costs SQLite one statement per row).
     """
     if not facts:
         return []
     if conn.dialect.name == "postgresql":
-        new_ids = insert_staged(conn, facts, ids, now, skip_existing=False)
-        return [(new_ids[(ids[f.key].cluster_id, f.key[1], f.key[2])], f) for f in facts]
+        return list(zip(copy_new_facts(conn, facts, ids, now), facts, strict=True))
     rows = [{**fact_values(f, ids[f.key], now), "inserted_at": now} for f in facts]
     conn.execute(insert(FACT), rows)
     by_db_key = {(ids[f.key].cluster_id, f.key[1], f.key[2]): f for f in facts}
