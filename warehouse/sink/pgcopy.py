@@ -41,17 +41,38 @@ def _driver(conn: Connection) -> Any:
     return conn.connection.driver_connection
 
 
+def _binary_copy(cur: Any, table: str, columns: Sequence[str]) -> Any:
+    """``COPY table (columns) FROM STDIN`` in binary format, every column's type fixed.
+
+    With the types set up front psycopg encodes each value with one C dumper per column:
+    ~2.5 us for a 73-column fact row against ~17 us in text format, where it looks up a
+    dumper per value.
+    """
+    cur.execute(
+        "SELECT attname, atttypid::int FROM pg_attribute"
+        " WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+        (table,),
+    )
+    oids = dict(cur.fetchall())
+    column_list = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)")
+    copy = cur.copy(statement.format(sql.Identifier(table), column_list))
+    return copy, [oids[c] for c in columns]
+
+
 def stored_keys(conn: Connection, keys: Sequence[DbKey]) -> set[DbKey]:
     """Which of these stored keys ``fact_job`` already holds (one join with unnested arrays)."""
     if not keys:
         return set()
-    cluster_ids, job_ids, epochs = (list(part) for part in zip(*keys, strict=True))
+    # Each array travels as one '{1,2,...}' literal: psycopg dumps a list of ints element by
+    # element (~4 us each), str.join does it in C.
+    arrays = ["{" + ",".join(map(str, part)) + "}" for part in zip(*keys, strict=True)]
     with _driver(conn).cursor() as cur:
         cur.execute(
             "SELECT f.cluster_id, f.job_id, f.submit_epoch FROM fact_job f"
-            " JOIN unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS w(c, j, e)"
-            " ON f.cluster_id = w.c AND f.job_id = w.j AND f.submit_epoch = w.e",
-            (cluster_ids, job_ids, epochs),
+            " JOIN unnest(%s::text::bigint[], %s::text::bigint[], %s::text::bigint[])"
+            " AS w(c, j, e) ON f.cluster_id = w.c AND f.job_id = w.j AND f.submit_epoch = w.e",
+            arrays,
         )
         return set(cur.fetchall())
 
@@ -67,7 +88,6 @@ def copy_new_facts(
     if not facts:
         return []
     columns = ["id", *facts[0].columns, *_TAIL_COLUMNS]
-    column_list = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
     with _driver(conn).cursor() as cur:
         cur.execute(
             "SELECT nextval(pg_get_serial_sequence('fact_job', 'id'))"
@@ -75,7 +95,9 @@ def copy_new_facts(
             (len(facts),),
         )
         new_ids = [fact_id for (fact_id,) in cur.fetchall()]
-        with cur.copy(sql.SQL("COPY fact_job ({}) FROM STDIN").format(column_list)) as copy:
+        copying, types = _binary_copy(cur, "fact_job", columns)
+        with copying as copy:
+            copy.set_types(types)
             write = copy.write_row
             for fact_id, f in zip(new_ids, facts, strict=True):
                 write((fact_id, *fact_row(f, ids[f.key], now)))
@@ -86,12 +108,11 @@ def copy_co2e(conn: Connection, facts: Sequence[tuple[int, PreparedFact]]) -> No
     """COPY the CO2e estimates of facts stored under these ids."""
     if not any(f.co2e for _, f in facts):
         return
-    columns = sql.SQL(", ").join(sql.Identifier(c) for c in CO2E_COLUMNS)
-    with (
-        _driver(conn).cursor() as cur,
-        cur.copy(sql.SQL("COPY fact_job_co2e ({}) FROM STDIN").format(columns)) as copy,
-    ):
-        write = copy.write_row
-        for fact_id, fact in facts:
-            for e in fact.co2e:
-                write((fact_id, *e.values()))
+    with _driver(conn).cursor() as cur:
+        copying, types = _binary_copy(cur, "fact_job_co2e", CO2E_COLUMNS)
+        with copying as copy:
+            copy.set_types(types)
+            write = copy.write_row
+            for fact_id, fact in facts:
+                for e in fact.co2e:
+                    write((fact_id, *e.values()))
