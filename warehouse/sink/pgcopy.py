@@ -14,6 +14,7 @@ from typing import Any, Final
 from psycopg import sql
 from sqlalchemy import Connection
 
+from warehouse.models import MEASURES
 from warehouse.sink.dims import DimIds
 from warehouse.sink.prepare import NaturalKey, PreparedFact
 
@@ -90,8 +91,7 @@ def copy_new_facts(
     columns = ["id", *facts[0].columns, *_TAIL_COLUMNS]
     with _driver(conn).cursor() as cur:
         cur.execute(
-            "SELECT nextval(pg_get_serial_sequence('fact_job', 'id'))"
-            " FROM generate_series(1, %s)",
+            "SELECT nextval(pg_get_serial_sequence('fact_job', 'id')) FROM generate_series(1, %s)",
             (len(facts),),
         )
         new_ids = [fact_id for (fact_id,) in cur.fetchall()]
@@ -116,3 +116,40 @@ def copy_co2e(conn: Connection, facts: Sequence[tuple[int, PreparedFact]]) -> No
             for fact_id, fact in facts:
                 for e in fact.co2e:
                     write((fact_id, *e.values()))
+
+
+def upsert_rollups(
+    conn: Connection, table: str, dim: str, period: str, rows: list[tuple[Any, ...]]
+) -> None:
+    """Add ``rows`` (``dim``, ``period``, then ``MEASURES``; sorted by key) to roll-up
+    ``table``: binary COPY into a session-local staging table, then one
+    ``INSERT ... SELECT ... ON CONFLICT DO UPDATE`` (an executemany cost ~100 us a row)."""
+    stage = sql.Identifier(f"stage_{table}")
+    target = sql.Identifier(table)
+    keys = sql.SQL(", ").join([sql.Identifier(dim), sql.Identifier(period)])
+    columns = [dim, period, *MEASURES]
+    with _driver(conn).cursor() as cur:
+        cur.execute(
+            sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {}) ON COMMIT DELETE ROWS").format(
+                stage, target
+            )
+        )
+        copying, types = _binary_copy(cur, f"stage_{table}", columns)
+        with copying as copy:
+            copy.set_types(types)
+            write = copy.write_row
+            for row in rows:
+                write(row)
+        column_list = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+        adds = sql.SQL(", ").join(
+            sql.SQL("{m} = {t}.{m} + EXCLUDED.{m}").format(m=sql.Identifier(m), t=target)
+            for m in MEASURES
+        )
+        # Rows go in key order (concurrent writers lock roll-up rows in the same order).
+        cur.execute(
+            sql.SQL(
+                "INSERT INTO {t} ({cols}) SELECT {cols} FROM {s} ORDER BY {keys}"
+                " ON CONFLICT ({keys}) DO UPDATE SET {adds}"
+            ).format(t=target, cols=column_list, s=stage, keys=keys, adds=adds)
+        )
+        cur.execute(sql.SQL("TRUNCATE {}").format(stage))
