@@ -7,14 +7,15 @@ column names, composed by psycopg (never user text); every value travels as COPY
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Final
 
 from psycopg import sql
+from psycopg.rows import dict_row
 from sqlalchemy import Connection
 
-from warehouse.models import MEASURES
+from warehouse.models import COUNT_MEASURES, MEASURES, SUM_MEASURES
 from warehouse.sink.dims import DimIds
 from warehouse.sink.prepare import NaturalKey, PreparedFact
 
@@ -42,32 +43,40 @@ def _driver(conn: Connection) -> Any:
     return conn.connection.driver_connection
 
 
-def _binary_copy(cur: Any, table: str, columns: Sequence[str]) -> Any:
-    """``COPY table (columns) FROM STDIN`` in binary format, every column's type fixed.
+def _binary_copy(conn: Connection, cur: Any, table: str, columns: Sequence[str]) -> Any:
+    """``COPY table (columns) FROM STDIN`` in binary format, and the columns' type oids.
 
     With the types set up front psycopg encodes each value with one C dumper per column:
     ~2.5 us for a 73-column fact row against ~17 us in text format, where it looks up a
-    dumper per value.
+    dumper per value. The oids are read once per connection (``pg_attribute``).
     """
-    cur.execute(
-        "SELECT attname, atttypid::int FROM pg_attribute"
-        " WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
-        (table,),
-    )
-    oids = dict(cur.fetchall())
+    cache: dict[str, dict[str, int]] = conn.connection.info.setdefault("jobcarbon_oids", {})
+    oids = cache.get(table)
+    if oids is None:
+        cur.execute(
+            "SELECT attname, atttypid::int FROM pg_attribute"
+            " WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+            (table,),
+        )
+        oids = cache[table] = dict(cur.fetchall())
     column_list = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)")
     copy = cur.copy(statement.format(sql.Identifier(table), column_list))
     return copy, [oids[c] for c in columns]
 
 
+def array_literal(values: Iterable[Any]) -> str:
+    """``{v1,v2,...}``: ints, finite floats (shortest repr, read back exactly) or dates as
+    one PostgreSQL array literal. psycopg dumps a list element by element (~4 us each);
+    ``str.join`` does it in C."""
+    return "{" + ",".join(map(str, values)) + "}"
+
+
 def stored_keys(conn: Connection, keys: Sequence[DbKey]) -> set[DbKey]:
     """Which of these stored keys ``fact_job`` already holds (one join with unnested arrays)."""
     if not keys:
         return set()
-    # Each array travels as one '{1,2,...}' literal: psycopg dumps a list of ints element by
-    # element (~4 us each), str.join does it in C.
-    arrays = ["{" + ",".join(map(str, part)) + "}" for part in zip(*keys, strict=True)]
+    arrays = [array_literal(part) for part in zip(*keys, strict=True)]
     with _driver(conn).cursor() as cur:
         cur.execute(
             "SELECT f.cluster_id, f.job_id, f.submit_epoch FROM fact_job f"
@@ -76,6 +85,25 @@ def stored_keys(conn: Connection, keys: Sequence[DbKey]) -> set[DbKey]:
             arrays,
         )
         return set(cur.fetchall())
+
+
+def stored_rows(
+    conn: Connection, keys: Sequence[DbKey], columns: Sequence[str]
+) -> list[dict[str, Any]]:
+    """``columns`` of the stored facts under these keys, locked for update (one join with
+    unnested arrays: a long row-value ``IN`` list takes PostgreSQL ~100 ms to plan)."""
+    if not keys:
+        return []
+    arrays = [array_literal(part) for part in zip(*keys, strict=True)]
+    statement = sql.SQL(
+        "SELECT {cols} FROM fact_job f"
+        " JOIN unnest(%s::text::bigint[], %s::text::bigint[], %s::text::bigint[])"
+        " AS w(c, j, e) ON f.cluster_id = w.c AND f.job_id = w.j AND f.submit_epoch = w.e"
+        " FOR UPDATE OF f"
+    ).format(cols=sql.SQL(", ").join(sql.Identifier("f", c) for c in columns))
+    with _driver(conn).cursor(row_factory=dict_row) as cur:
+        cur.execute(statement, arrays)
+        return cur.fetchall()
 
 
 def copy_new_facts(
@@ -95,7 +123,7 @@ def copy_new_facts(
             (len(facts),),
         )
         new_ids = [fact_id for (fact_id,) in cur.fetchall()]
-        copying, types = _binary_copy(cur, "fact_job", columns)
+        copying, types = _binary_copy(conn, cur, "fact_job", columns)
         with copying as copy:
             copy.set_types(types)
             write = copy.write_row
@@ -109,7 +137,7 @@ def copy_co2e(conn: Connection, facts: Sequence[tuple[int, PreparedFact]]) -> No
     if not any(f.co2e for _, f in facts):
         return
     with _driver(conn).cursor() as cur:
-        copying, types = _binary_copy(cur, "fact_job_co2e", CO2E_COLUMNS)
+        copying, types = _binary_copy(conn, cur, "fact_job_co2e", CO2E_COLUMNS)
         with copying as copy:
             copy.set_types(types)
             write = copy.write_row
@@ -122,34 +150,35 @@ def upsert_rollups(
     conn: Connection, table: str, dim: str, period: str, rows: list[tuple[Any, ...]]
 ) -> None:
     """Add ``rows`` (``dim``, ``period``, then ``MEASURES``; sorted by key) to roll-up
-    ``table``: binary COPY into a session-local staging table, then one
-    ``INSERT ... SELECT ... ON CONFLICT DO UPDATE`` (an executemany cost ~100 us a row)."""
-    stage = sql.Identifier(f"stage_{table}")
-    target = sql.Identifier(table)
-    keys = sql.SQL(", ").join([sql.Identifier(dim), sql.Identifier(period)])
+    ``table`` in one ``INSERT ... SELECT FROM unnest(arrays) ... ON CONFLICT DO UPDATE``
+    (an executemany cost ~100 us a row). Rows go in key order: concurrent writers lock
+    roll-up rows in the same order."""
     columns = [dim, period, *MEASURES]
+    kinds = [
+        "bigint",
+        "date",
+        *(["bigint"] * len(COUNT_MEASURES)),
+        *(["float8"] * len(SUM_MEASURES)),
+    ]
+    target = sql.Identifier(table)
+    column_list = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    arrays = sql.SQL(", ").join(
+        sql.SQL("%s::text::{}[]").format(sql.SQL(kind))
+        for kind in kinds  # fixed type names
+    )
+    adds = sql.SQL(", ").join(
+        sql.SQL("{m} = {t}.{m} + EXCLUDED.{m}").format(m=sql.Identifier(m), t=target)
+        for m in MEASURES
+    )
+    statement = sql.SQL(
+        "INSERT INTO {t} ({cols}) SELECT * FROM unnest({arrays}) AS d({cols})"
+        " ORDER BY 1, 2 ON CONFLICT ({keys}) DO UPDATE SET {adds}"
+    ).format(
+        t=target,
+        cols=column_list,
+        arrays=arrays,
+        keys=sql.SQL(", ").join([sql.Identifier(dim), sql.Identifier(period)]),
+        adds=adds,
+    )
     with _driver(conn).cursor() as cur:
-        cur.execute(
-            sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {}) ON COMMIT DELETE ROWS").format(
-                stage, target
-            )
-        )
-        copying, types = _binary_copy(cur, f"stage_{table}", columns)
-        with copying as copy:
-            copy.set_types(types)
-            write = copy.write_row
-            for row in rows:
-                write(row)
-        column_list = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
-        adds = sql.SQL(", ").join(
-            sql.SQL("{m} = {t}.{m} + EXCLUDED.{m}").format(m=sql.Identifier(m), t=target)
-            for m in MEASURES
-        )
-        # Rows go in key order (concurrent writers lock roll-up rows in the same order).
-        cur.execute(
-            sql.SQL(
-                "INSERT INTO {t} ({cols}) SELECT {cols} FROM {s} ORDER BY {keys}"
-                " ON CONFLICT ({keys}) DO UPDATE SET {adds}"
-            ).format(t=target, cols=column_list, s=stage, keys=keys, adds=adds)
-        )
-        cur.execute(sql.SQL("TRUNCATE {}").format(stage))
+        cur.execute(statement, [array_literal(column) for column in zip(*rows, strict=True)])
