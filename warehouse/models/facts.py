@@ -90,8 +90,9 @@ class FactJob(Base):
     job_db_inx: Mapped[int | None] = mapped_column(UInt64)
     job_name: Mapped[str | None] = mapped_column(Text)
     # Who and where.
-    user_id: Mapped[int] = mapped_column(ForeignKey("dim_user.id"), index=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("dim_account.id"), index=True)
+    # Not indexed alone: the credit-check indexes lead with them (revision 0003).
+    user_id: Mapped[int] = mapped_column(ForeignKey("dim_user.id"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("dim_account.id"))
     partition_id: Mapped[int] = mapped_column(ForeignKey("dim_partition.id"))
     qos_id: Mapped[int] = mapped_column(ForeignKey("dim_qos.id"))
     uid: Mapped[int | None] = mapped_column(BigInteger)

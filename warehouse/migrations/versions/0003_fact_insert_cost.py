@@ -1,4 +1,4 @@
-"""fact references owned by the sink: no per-row foreign-key triggers on the hot tables.
+"""fact insert cost: no per-row foreign-key triggers, no redundant single-column indexes.
 
 On PostgreSQL the five foreign keys of ``fact_job`` (cluster, user, account, partition,
 QoS) and the one of ``fact_job_co2e`` (to ``fact_job``) cost a trigger call and an index
@@ -11,6 +11,11 @@ tests assert there are none after every load. Trade-off: a hand-written INSERT o
 is no longer stopped (and deleting a fact no longer cascades to its CO2e rows); the
 integrity view shows the damage instead. SQLite keeps its foreign keys (dropping them
 there means rebuilding the tables, and its checks are cheap).
+
+On both backends ``ix_fact_job_user_id`` and ``ix_fact_job_account_id`` are dropped: the
+credit-check indexes of 0002 (``ix_fact_job_user_partition_end``,
+``ix_fact_job_user_account_end``, ``ix_fact_job_account_partition_end``) lead with the same
+columns and serve every lookup they served, and each index costs every inserted fact.
 
 Revision ID: 0003
 Revises: 0002
@@ -36,7 +41,16 @@ _FOREIGN_KEYS = (
 )
 
 
+#: (index, column) as created by 0001; redundant with the leading columns of 0002's.
+_REDUNDANT_INDEXES = (
+    ("ix_fact_job_user_id", "user_id"),
+    ("ix_fact_job_account_id", "account_id"),
+)
+
+
 def upgrade() -> None:
+    for name, _column in _REDUNDANT_INDEXES:
+        op.drop_index(name, table_name="fact_job")
     if op.get_bind().dialect.name != "postgresql":
         return
     for name, table, _column, _target, _ondelete in _FOREIGN_KEYS:
@@ -44,6 +58,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    for name, column in reversed(_REDUNDANT_INDEXES):
+        op.create_index(name, "fact_job", [column], unique=False)
     if op.get_bind().dialect.name != "postgresql":
         return
     # Fails (and rolls the downgrade back) if an orphan was written meanwhile: fix the rows
