@@ -212,12 +212,12 @@ def create_app(config: ApiConfig) -> FastAPI:
             open_since=now - config.stale_after,
         )
         usage = config.store.usage(query)
-        history = config.store.history(body.user, body.account, body.partition, HISTORY_LIMIT)
+        prediction = config.store.predict(request, HISTORY_LIMIT)
         cluster = body.cluster or config.default_cluster
         return run_check(
             request,
             usage,
-            history,
+            prediction,
             policy,
             now=now,
             pue=config.pue_for(cluster),

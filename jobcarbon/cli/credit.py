@@ -22,21 +22,30 @@ def credit() -> None:
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None, workers: int) -> None:
-    """Run the credit API (OpenAPI at /docs and /openapi.json) with uvicorn."""
+    """Run the credit API (OpenAPI at /docs and /openapi.json) with uvicorn (uvloop and
+    httptools; one worker per core is a good start)."""
     import uvicorn
+
+    from jobcarbon.api.factory import GENERATION_ENV
 
     settings = settings_from(ctx)
     config = ctx.find_root().obj.get("config")
     if config:  # worker processes read the same file
         os.environ["JOBCARBON_CONFIG"] = os.path.abspath(config)
-    uvicorn.run(
-        "jobcarbon.api.factory:app_from_environment",
-        factory=True,
-        workers=workers,
-        host=host or settings.credit.host,
-        port=port or settings.credit.port,
-        log_level="warning",
-    )
+    with tempfile.TemporaryDirectory(prefix="jobcarbon-credit-") as state:
+        # The workers' shared ledger generation counter (jobcarbon.credit.memory).
+        os.environ[GENERATION_ENV] = os.path.join(state, "ledger-generation")
+        uvicorn.run(
+            "jobcarbon.api.factory:app_from_environment",
+            factory=True,
+            workers=workers,
+            host=host or settings.credit.host,
+            port=port or settings.credit.port,
+            log_level="warning",
+            loop="uvloop",
+            http="httptools",
+            access_log=False,
+        )
 
 
 @credit.command()

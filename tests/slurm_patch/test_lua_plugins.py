@@ -2,7 +2,8 @@
 against the real credit API (uvicorn, PostgreSQL, munged).
 
 harness.lua stands in for the slurmctld / sbatch host environment only (the ``slurm`` table
-each plugin gets from Slurm 24.11: no log_user in cli_filter): no Slurm daemon runs here. The plugins' own code,
+each plugin gets from Slurm 24.11: no log_user in cli_filter): no Slurm daemon runs here.
+The plugins' own code,
 their HTTP calls, MUNGE credentials and file reads are real.
 """
 
