@@ -112,6 +112,10 @@ FROM fact_job f
 WHERE f.energy_it_j > 0 AND f.elapsed_s > 0 AND f.time_limit_s > 0
 """
 )
+_PAIRS_SQL = text(
+    "SELECT DISTINCT u.name, a.name FROM fact_job f "
+    "JOIN dim_user u ON u.id = f.user_id JOIN dim_account a ON a.id = f.account_id"
+)
 _DIMS_SQL = text(
     """
 SELECT 'u', name, id FROM dim_user
@@ -167,7 +171,14 @@ class _Groups:
 class HistoryIndex:
     """The facts the SQL history query reads, as columns, with per-group recency orders."""
 
-    def __init__(self, rows: list[tuple[Any, ...]], dims: list[tuple[str, str, int]]) -> None:
+    def __init__(
+        self,
+        rows: list[tuple[Any, ...]],
+        dims: list[tuple[str, str, int]],
+        pairs: set[tuple[str, str]] | None = None,
+    ) -> None:
+        #: (user, account) pairs seen in any fact (``uses_account``).
+        self.pairs = pairs or set()
         self.users = {n: i for k, n, i in dims if k == "u"}
         self.accounts = {n: i for k, n, i in dims if k == "a"}
         self.partitions = {n: i for k, n, i in dims if k == "p"}
@@ -310,7 +321,8 @@ class MemoryCreditStore:
         with self.sql._read.connect() as conn:
             dims = [tuple(r) for r in conn.execute(_DIMS_SQL, {"cluster": self.sql.cluster})]
             rows = [tuple(r) for r in conn.execute(_HISTORY_SQL)]
-        return HistoryIndex(rows, dims)
+            pairs = {(r[0], r[1]) for r in conn.execute(_PAIRS_SQL)}
+        return HistoryIndex(rows, dims, pairs)
 
     def sync_ledger(self) -> None:
         """Read ledger entries written since the last read (with a look-back)."""
@@ -372,7 +384,9 @@ class MemoryCreditStore:
         return self.sql.history(user, account, partition, limit)
 
     def uses_account(self, user: str, account: str) -> bool:
-        return self.sql.uses_account(user, account)
+        """Known pairs from the index; anything else is asked of the warehouse (a user who
+        just started in an account, or a refusal)."""
+        return (user, account) in self._history.pairs or self.sql.uses_account(user, account)
 
     def _wrote(self) -> None:
         self.generation.bump()
