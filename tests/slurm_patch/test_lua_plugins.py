@@ -63,7 +63,7 @@ def test_cli_filter_checks_then_reserves(api_server: Server) -> None:
         env_for(api_server, alice.user.name),
     )  # fmt: skip
     assert out["results"] == [0, 0], out
-    assert out["user"] == [], out  # nothing calls a log_user that Slurm does not provide
+    assert not out["user"], out  # nothing calls a log_user that Slurm does not provide
     text = "\n".join(out["stderr"])
     assert "your emissions, last 28 days" in text and "this job:" in text
     assert "ALLOW" in text or "WARN" in text
