@@ -44,6 +44,7 @@ from jobcarbon.credit.predict import (
     JobRequest,
     PastJob,
     Prediction,
+    per_unit_power,
     predict_columns,
     usable_columns,
 )
@@ -190,16 +191,11 @@ class HistoryIndex:
         self.account_id = np.array(cols[2], dtype=np.int64)
         pid = np.array(cols[3], dtype=np.int64)
         self.name_id = np.array([names.setdefault(n, len(names)) for n in cols[4]], np.int64)
-        self.nodes = np.array(cols[5], dtype=np.float64)
-        self.cpus = np.array(cols[6], dtype=np.float64)
-        self.time_limit_s = np.array(cols[7], dtype=np.float64)
-        self.elapsed_s = np.array(cols[8], dtype=np.float64)
-        self.energy_it_j = np.array(cols[9], dtype=np.float64)
+        measures = [np.array(cols[i], dtype=np.float64) for i in range(5, 10)]
         self.shared = np.array([bool(s) for s in cols[10]], dtype=bool)
         end = np.array([e if e is not None else -1 for e in cols[11]], dtype=np.int64)
-        self.usable = usable_columns(
-            self.nodes, self.cpus, self.time_limit_s, self.elapsed_s, self.energy_it_j
-        )
+        self.usable = usable_columns(*measures)
+        self.per_node_w, self.per_cpu_w, self.ratio = per_unit_power(*measures)
         zeros = np.zeros(len(fid), dtype=np.int64)
         self.by_user = self._group(self.user_id, pid, end, fid)
         self.by_account = self._group(self.account_id, pid, end, fid)
@@ -247,12 +243,10 @@ class HistoryIndex:
             user_match=user,
             name_match=user & (self.name_id[idx] == self.names.get(request.job_name, -2)),
             account_match=self.account_id[idx] == aid,
-            nodes=self.nodes[idx],
-            cpus=self.cpus[idx],
-            time_limit_s=self.time_limit_s[idx],
-            elapsed_s=self.elapsed_s[idx],
-            energy_it_j=self.energy_it_j[idx],
             shared=self.shared[idx],
+            power_per_node_w=self.per_node_w[idx],
+            power_per_cpu_w=self.per_cpu_w[idx],
+            runtime_ratio=self.ratio[idx],
         )
 
 

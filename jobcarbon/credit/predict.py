@@ -96,28 +96,46 @@ class HistoryColumns:
     user_match: npt.NDArray[np.bool_]
     name_match: npt.NDArray[np.bool_]
     account_match: npt.NDArray[np.bool_]
-    nodes: npt.NDArray[np.float64]
-    cpus: npt.NDArray[np.float64]
-    time_limit_s: npt.NDArray[np.float64]
-    elapsed_s: npt.NDArray[np.float64]
-    energy_it_j: npt.NDArray[np.float64]
     shared: npt.NDArray[np.bool_]
+    #: ``per_unit_power`` of each job: its power per node, per CPU, runtime/limit ratio.
+    power_per_node_w: npt.NDArray[np.float64]
+    power_per_cpu_w: npt.NDArray[np.float64]
+    runtime_ratio: npt.NDArray[np.float64]
 
     @classmethod
     def from_jobs(cls, request: JobRequest, jobs: Sequence[PastJob]) -> HistoryColumns:
         """Columns of ``jobs`` (already filtered to the partition and ``usable``)."""
         user = np.array([j.user == request.user for j in jobs], dtype=bool)
+        per_node, per_cpu, ratio = per_unit_power(
+            np.array([j.nodes for j in jobs], dtype=np.float64),
+            np.array([j.cpus for j in jobs], dtype=np.float64),
+            np.array([j.time_limit_s for j in jobs], dtype=np.float64),
+            np.array([j.elapsed_s for j in jobs], dtype=np.float64),
+            np.array([j.energy_it_j for j in jobs], dtype=np.float64),
+        )
         return cls(
             user_match=user,
             name_match=user & np.array([j.job_name == request.job_name for j in jobs], bool),
             account_match=np.array([j.account == request.account for j in jobs], dtype=bool),
-            nodes=np.array([j.nodes for j in jobs], dtype=np.float64),
-            cpus=np.array([j.cpus for j in jobs], dtype=np.float64),
-            time_limit_s=np.array([j.time_limit_s for j in jobs], dtype=np.float64),
-            elapsed_s=np.array([j.elapsed_s for j in jobs], dtype=np.float64),
-            energy_it_j=np.array([j.energy_it_j for j in jobs], dtype=np.float64),
             shared=np.array([j.shared for j in jobs], dtype=bool),
+            power_per_node_w=per_node,
+            power_per_cpu_w=per_cpu,
+            runtime_ratio=ratio,
         )
+
+
+def per_unit_power(
+    nodes: npt.NDArray[np.float64],
+    cpus: npt.NDArray[np.float64],
+    time_limit_s: npt.NDArray[np.float64],
+    elapsed_s: npt.NDArray[np.float64],
+    energy_it_j: npt.NDArray[np.float64],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Per past job: power per node (W), power per CPU (W) and runtime / time limit (at most
+    1), the request-independent halves of ``_implied`` (meaningless for unusable jobs)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        power_w = energy_it_j / elapsed_s
+        return power_w / nodes, power_w / cpus, np.minimum(1.0, elapsed_s / time_limit_s)
 
 
 def usable_columns(
@@ -141,12 +159,9 @@ def _implied(
     power per unit (node, or CPU on shared nodes) x the request's units x its runtime/limit
     ratio x the request's limit. Element-wise float64, the same operations in the same
     order as the scalar formula, so the numbers are bit-for-bit those of a Python loop."""
-    elapsed = cols.elapsed_s[mask]
-    energy = cols.energy_it_j[mask]
-    ratio = np.minimum(1.0, elapsed / cols.time_limit_s[mask])
-    runtime_s = ratio * float(request.time_limit_s)
-    per_cpu = energy / elapsed / cols.cpus[mask] * float(max(1, request.cpus))
-    per_node = energy / elapsed / cols.nodes[mask] * float(max(1, request.nodes))
+    runtime_s = cols.runtime_ratio[mask] * float(request.time_limit_s)
+    per_cpu = cols.power_per_cpu_w[mask] * float(max(1, request.cpus))
+    per_node = cols.power_per_node_w[mask] * float(max(1, request.nodes))
     power_w = np.where(cols.shared[mask], per_cpu, per_node)
     return np.sort(power_w * runtime_s).tolist(), np.sort(runtime_s).tolist()
 
@@ -186,7 +201,7 @@ def predict_columns(
         ("user+name", cols.name_match),
         ("user+partition", cols.user_match),
         ("account+partition", cols.account_match),
-        ("partition", np.ones(len(cols.nodes), dtype=bool)),
+        ("partition", np.ones(len(cols.shared), dtype=bool)),
     ]
     for level, mask in levels:
         samples = int(np.count_nonzero(mask))
