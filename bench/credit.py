@@ -76,6 +76,14 @@ POLICY = (
 )
 
 
+def _rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def _postmaster(pg_dir: Path) -> int:
     return int((pg_dir / "data" / "postmaster.pid").read_text().split()[0])
 
@@ -141,6 +149,7 @@ def main() -> None:
              "--workers", str(args.workers)],
         )  # fmt: skip
         base = f"http://127.0.0.1:{port}"
+        started_at = time.perf_counter()
         for _ in range(600):
             try:
                 if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
@@ -155,6 +164,9 @@ def main() -> None:
             time.sleep(1.0)
             if cpu_seconds(pids) - before < 0.05:
                 break
+        rss = ", ".join(f"{_rss_mb(p):.0f}" for p in pids)
+        print(f"server ready (state loaded) {time.perf_counter() - started_at:.0f} s after "
+              f"start; RSS per process {rss} MB")  # fmt: skip
         ctx = pymunge.MungeContext()
         ctx.socket = sock
         host = "127.0.0.1"
@@ -230,9 +242,11 @@ def main() -> None:
             f"{k} p50 {a * 1000:.3f} ms p99 {b * 1000:.3f} ms" for k, (a, b) in pct.items())
             + f"; largest relative difference {worst:.1e}")  # fmt: skip
         for k in ("in-process", "roll-ups"):
-            print(f"ratio (naive / {k}): p50 {pct['naive'][0] / pct[k][0]:,.1f}x, "
-                  f"p99 {pct['naive'][1] / pct[k][1]:,.1f}x; mean "
-                  f"{statistics.fmean(times['naive']) / statistics.fmean(times[k]):,.1f}x")
+            print(
+                f"ratio (naive / {k}): p50 {pct['naive'][0] / pct[k][0]:,.1f}x, "
+                f"p99 {pct['naive'][1] / pct[k][1]:,.1f}x; mean "
+                f"{statistics.fmean(times['naive']) / statistics.fmean(times[k]):,.1f}x"
+            )
         engine.dispose()
     finally:
         if server is not None:
