@@ -109,15 +109,16 @@ def build_app(settings: Settings) -> FastAPI:
     return create_app(build_app_config(settings))
 
 
-def build_app_config(settings: Settings) -> ApiConfig:
-    """The API's configuration (store, policy, munged, forecast) from ``settings``."""
+def build_app_config(settings: Settings, *, serving: bool = True) -> ApiConfig:
+    """The API's configuration (store, policy, munged, forecast) from ``settings``
+    (``serving`` False: one-shot use, no in-process state to load)."""
     credit = settings.credit
     engine = make_engine(settings.warehouse.url, pool_pre_ping=True)
     carbon = settings.carbon
     policy = PolicyHolder.from_file(credit.policy_file)
     sql = SqlCreditStore(engine, cluster=credit.cluster)
     store: CreditStore = sql
-    if credit.in_process_state:
+    if credit.in_process_state and serving:
         store = MemoryCreditStore(
             sql,
             clock=lambda: datetime.now(UTC),

@@ -72,7 +72,7 @@ def deny_list_cmd(ctx: click.Context, out: str | None) -> None:
     from jobcarbon.api.factory import build_app_config
 
     settings = settings_from(ctx)
-    text = deny_list(build_app_config(settings), datetime.now(UTC))
+    text = deny_list(build_app_config(settings, serving=False), datetime.now(UTC))
     path = out or settings.credit.deny_list_file
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".deny-")

@@ -273,8 +273,14 @@ class MemoryCreditStore:
         self.ledger_poll_s = ledger_poll_s
         self._lock = threading.Lock()
         self._seen = self.generation.read()
-        self._rollups, self._ledger, self._last_id = self._load_usage()
-        self._history = self._load_history()
+        # None until loaded: meanwhile every check is answered by the warehouse.
+        self._rollups: RollupState | None = None
+        self._ledger, self._last_id = LedgerState(), 0
+        self._history: HistoryIndex | None = None
+        try:
+            self.refresh(history=True)
+        except Exception:  # the warehouse may be down at start: serve, load on a later tick
+            log.exception("credit state not loaded; answering from the warehouse meanwhile")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if background:
@@ -329,7 +335,7 @@ class MemoryCreditStore:
     def refresh(self, history: bool = False) -> None:
         """Reload roll-ups and the ledger (and the history index) and swap them in."""
         rollups, ledger, last = self._load_usage()
-        index = self._load_history() if history else None
+        index = self._load_history() if history or self._history is None else None
         with self._lock:
             self._rollups, self._ledger, self._last_id = rollups, ledger, last
             if index is not None:
@@ -340,7 +346,10 @@ class MemoryCreditStore:
         while not self._stop.wait(self.ledger_poll_s):
             try:
                 now = time.monotonic()
-                if now - usage_at >= self.refresh_s:
+                if self._rollups is None or self._history is None:
+                    self.refresh(history=True)
+                    usage_at = history_at = now
+                elif now - usage_at >= self.refresh_s:
                     due = now - history_at >= self.history_refresh_s
                     self.refresh(history=due)
                     usage_at = now
@@ -358,7 +367,7 @@ class MemoryCreditStore:
 
     def _fresh(self) -> None:
         seen = self.generation.read()
-        if seen != self._seen:
+        if seen != self._seen and self._rollups is not None:
             self.sync_ledger()
             self._seen = seen
 
@@ -367,12 +376,16 @@ class MemoryCreditStore:
         """From in-process state when it covers the query, else from the warehouse."""
         self._fresh()
         with self._lock:
-            usage = usage_from(self._rollups, self._ledger, query)
+            rollups = self._rollups
+            usage = usage_from(rollups, self._ledger, query) if rollups is not None else None
         return usage if usage is not None else self.sql.usage(query)
 
     def predict(self, request: JobRequest, limit: int) -> Prediction:
-        """The prediction from the in-process history index."""
-        return predict_columns(request, self._history.columns(request, limit))
+        """The prediction from the in-process history index (the warehouse's until loaded)."""
+        index = self._history
+        if index is None:
+            return self.sql.predict(request, limit)
+        return predict_columns(request, index.columns(request, limit))
 
     def history(self, user: str, account: str, partition: str, limit: int) -> list[PastJob]:
         return self.sql.history(user, account, partition, limit)
@@ -380,11 +393,14 @@ class MemoryCreditStore:
     def uses_account(self, user: str, account: str) -> bool:
         """Known pairs from the index; anything else is asked of the warehouse (a user who
         just started in an account, or a refusal)."""
-        return (user, account) in self._history.pairs or self.sql.uses_account(user, account)
+        index = self._history
+        known = index is not None and (user, account) in index.pairs
+        return known or self.sql.uses_account(user, account)
 
     def _wrote(self) -> None:
         self.generation.bump()
-        self.sync_ledger()
+        if self._rollups is not None:
+            self.sync_ledger()
 
     def reserve(self, **kwargs: Any) -> tuple[int, bool]:
         """Append through the warehouse, then make it visible to every worker."""

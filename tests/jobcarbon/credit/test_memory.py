@@ -132,3 +132,19 @@ def test_injection_strings_are_just_unknown_names(loaded: tuple[Engine, dict]) -
     assert (u.past_co2e_g, u.running_co2e_g, u.period_used_g) == (0.0, 0.0, 0.0)
     p = mem.predict(JobRequest(evil, evil, evil, 1, 1, 0, 60, evil), 100)
     assert p.level == "default"
+
+
+def test_starts_without_the_warehouse_and_loads_later(
+    loaded: tuple[Engine, dict], caplog: pytest.LogCaptureFixture
+) -> None:
+    engine, _ = loaded
+    down = make_engine("postgresql+psycopg://nobody@127.0.0.1:9/none")  # nothing listens
+    store = memory(down)  # does not raise: checks go to the warehouse until loaded
+    assert "credit state not loaded" in caplog.text
+    assert store._rollups is None and store._history is None
+    store.sql = SqlCreditStore(engine, cluster=CLUSTER)  # the warehouse is back
+    store.refresh()
+    job = JOBS[0]
+    q = query(job.user.name, job.account)
+    assert store._rollups is not None and store._history is not None
+    assert store.usage(q) == memory(engine).usage(q)
