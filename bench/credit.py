@@ -176,11 +176,13 @@ def main() -> None:
         server_pids = children(server.pid)
         others = {"munged": [munged.pid], "postgres": children(_postmaster(tmp / "pg"))}
         cpu0 = {"server": cpu_seconds(server_pids)} | {k: cpu_seconds(v) for k, v in others.items()}
+        split0 = [cpu_seconds([p]) for p in server_pids]
         client0 = time.process_time()
         load0 = os.getloadavg()[0]
         latencies, failed, wall = run(host, port, measured, args.concurrency)
         client_cpu = time.process_time() - client0
         cpu = {"server": cpu_seconds(server_pids)} | {k: cpu_seconds(v) for k, v in others.items()}
+        split = [cpu_seconds([p]) - s0 for p, s0 in zip(server_pids, split0, strict=True)]
         if failed:
             raise RuntimeError(f"{len(failed)} checks failed, first: {failed[0]}")
         p50, p99 = _percentiles(latencies)
@@ -193,7 +195,8 @@ def main() -> None:
         per = {k: (cpu[k] - cpu0[k]) / n * 1e6 for k in cpu}
         print("CPU per check: " + ", ".join(f"{k} {v:,.0f} us" for k, v in per.items())
               + f", load client {client_cpu / n * 1e6:,.0f} us "
-              f"(server = {args.workers} uvicorn workers)")  # fmt: skip
+              f"(server = {args.workers} uvicorn workers; share of server CPU per process: "
+              f"{', '.join(f'{x / max(1e-9, sum(split)):.0%}' for x in split)})")  # fmt: skip
 
         seq_bodies = bodies[200 : 200 + min(300, len(bodies) - 200)]
         seq = [encode_check(host, b, ctx.encode().decode()) for b in seq_bodies]

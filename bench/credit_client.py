@@ -41,9 +41,16 @@ async def _drive(
     errors: list[str] = []
     it = iter(range(len(requests)))
 
-    async def connection() -> None:
+    # Connect one at a time: a burst of connects lets the first worker process to wake accept
+    # most of them, and keep-alive connections stay where they were accepted.
+    streams = []
+    for _ in range(concurrency):
         reader, writer = await asyncio.open_connection(host, port)
         writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        streams.append((reader, writer))
+        await asyncio.sleep(0.002)
+
+    async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             for i in it:
                 started = time.perf_counter()
@@ -56,7 +63,7 @@ async def _drive(
             writer.close()
 
     started = time.perf_counter()
-    await asyncio.gather(*(connection() for _ in range(concurrency)))
+    await asyncio.gather(*(connection(r, w) for r, w in streams))
     return latencies, errors, time.perf_counter() - started
 
 

@@ -28,7 +28,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
@@ -174,10 +174,12 @@ class HistoryIndex:
 
     def __init__(
         self,
-        rows: list[tuple[Any, ...]],
+        chunks: Iterable[Sequence[Any]],
         dims: list[tuple[str, str, int]],
         pairs: set[tuple[str, str]] | None = None,
     ) -> None:
+        """``chunks``: batches of ``_HISTORY_SQL`` rows (turned into columns batch by batch,
+        so loading never holds all rows as Python objects at once)."""
         #: (user, account) pairs seen in any fact (``uses_account``).
         self.pairs = pairs or set()
         self.users = {n: i for k, n, i in dims if k == "u"}
@@ -185,15 +187,26 @@ class HistoryIndex:
         self.partitions = {n: i for k, n, i in dims if k == "p"}
         self.names: dict[str, int] = {}
         names = self.names
-        cols = list(zip(*rows, strict=True)) if rows else [()] * 12
-        fid = np.array(cols[0], dtype=np.int64)
-        self.user_id = np.array(cols[1], dtype=np.int64)
-        self.account_id = np.array(cols[2], dtype=np.int64)
-        pid = np.array(cols[3], dtype=np.int64)
-        self.name_id = np.array([names.setdefault(n, len(names)) for n in cols[4]], np.int64)
-        measures = [np.array(cols[i], dtype=np.float64) for i in range(5, 10)]
-        self.shared = np.array([bool(s) for s in cols[10]], dtype=bool)
-        end = np.array([e if e is not None else -1 for e in cols[11]], dtype=np.int64)
+        parts: list[list[npt.NDArray[Any]]] = []
+        for rows in chunks:
+            cols = list(zip(*rows, strict=True))
+            if not cols:
+                continue
+            parts.append(
+                [np.array(cols[i], dtype=np.int64) for i in range(4)]
+                + [np.array([names.setdefault(n, len(names)) for n in cols[4]], np.int64)]
+                + [np.array(cols[i], dtype=np.float64) for i in range(5, 10)]
+                + [np.array([bool(v) for v in cols[10]], dtype=bool)]
+                + [np.array([-1 if e is None else e for e in cols[11]], dtype=np.int64)]
+            )
+        types = [np.int64] * 5 + [np.float64] * 5 + [np.bool_, np.int64]
+        columns = [
+            np.concatenate([p[i] for p in parts]) if parts else np.zeros(0, dtype=t)
+            for i, t in enumerate(types)
+        ]
+        fid, self.user_id, self.account_id, pid, self.name_id = columns[:5]
+        measures = columns[5:10]
+        self.shared, end = columns[10], columns[11]
         self.usable = usable_columns(*measures)
         self.per_node_w, self.per_cpu_w, self.ratio = per_unit_power(*measures)
         zeros = np.zeros(len(fid), dtype=np.int64)
@@ -318,11 +331,11 @@ class MemoryCreditStore:
         ledger.apply(opened, closed, adjustments)
 
     def _load_history(self) -> HistoryIndex:
-        with self.sql._read.connect() as conn:
+        with self.sql.engine.connect() as conn:  # a transaction: the cursor streams
             dims = [tuple(r) for r in conn.execute(_DIMS_SQL, {"cluster": self.sql.cluster})]
-            rows = [tuple(r) for r in conn.execute(_HISTORY_SQL)]
             pairs = {(r[0], r[1]) for r in conn.execute(_PAIRS_SQL)}
-        return HistoryIndex(rows, dims, pairs)
+            stream = conn.execution_options(stream_results=True).execute(_HISTORY_SQL)
+            return HistoryIndex(stream.partitions(100_000), dims, pairs)
 
     def sync_ledger(self) -> None:
         """Read ledger entries written since the last read (with a look-back)."""
