@@ -23,10 +23,10 @@ def credit() -> None:
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None, workers: int) -> None:
     """Run the credit API (OpenAPI at /docs and /openapi.json) with uvicorn (uvloop and
-    httptools; one worker per core is a good start)."""
-    import uvicorn
-
+    httptools) in WORKERS processes, each on its own SO_REUSEPORT socket (one per core is a
+    good start; jobcarbon/api/serve.py)."""
     from jobcarbon.api.factory import GENERATION_ENV
+    from jobcarbon.api.serve import serve as serve_workers
 
     settings = settings_from(ctx)
     config = ctx.find_root().obj.get("config")
@@ -35,17 +35,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int) 
     with tempfile.TemporaryDirectory(prefix="jobcarbon-credit-") as state:
         # The workers' shared ledger generation counter (jobcarbon.credit.memory).
         os.environ[GENERATION_ENV] = os.path.join(state, "ledger-generation")
-        uvicorn.run(
-            "jobcarbon.api.factory:app_from_environment",
-            factory=True,
-            workers=workers,
-            host=host or settings.credit.host,
-            port=port or settings.credit.port,
-            log_level="warning",
-            loop="uvloop",
-            http="httptools",
-            access_log=False,
-        )
+        serve_workers(host or settings.credit.host, port or settings.credit.port, workers)
 
 
 @credit.command()
