@@ -310,12 +310,15 @@ class MemoryCreditStore:
             users = _series(conn.execute(_USER_DAYS_SQL, {"since": user_since}).all())
             accounts = _series(conn.execute(_ACCOUNT_DAYS_SQL, {"since": account_since}).all())
             ledger = LedgerState()
-            self._read_ledger(conn, ledger, after=0)
+            ledger.apply(*self._read_ledger(conn, after=0))
         rollups = RollupState(user_since.toordinal(), account_since.toordinal(), users, accounts)
         return rollups, ledger, last
 
     @staticmethod
-    def _read_ledger(conn: Any, ledger: LedgerState, after: int) -> None:
+    def _read_ledger(
+        conn: Any, after: int
+    ) -> tuple[list[OpenReservation], list[int], list[Adjustment]]:
+        """Entries with ids above ``after``, as ``LedgerState.apply`` takes them."""
         rows = conn.execute(_OPEN_SQL, {"after": after, "match_s": MATCH_WINDOW_S}).all()
         closed = [int(r[0]) for r in conn.execute(_CLOSED_SQL, {"after": after}).all()]
         closed += [int(r[0]) for r in rows if r[5]]  # landed: the roll-ups count it
@@ -328,7 +331,7 @@ class MemoryCreditStore:
             Adjustment(int(r[0]), r[1], r[2], float(r[3]), micros(_aware(r[4])))
             for r in conn.execute(_ADJUST_SQL, {"after": after}).all()
         ]
-        ledger.apply(opened, closed, adjustments)
+        return opened, closed, adjustments
 
     def _load_history(self) -> HistoryIndex:
         with self.sql.engine.connect() as conn:  # a transaction: the cursor streams
@@ -337,22 +340,31 @@ class MemoryCreditStore:
             stream = conn.execution_options(stream_results=True).execute(_HISTORY_SQL)
             return HistoryIndex(stream.partitions(100_000), dims, pairs)
 
+    def _delta(self) -> tuple[int, tuple[list[OpenReservation], list[int], list[Adjustment]]]:
+        with self.sql._read.connect() as conn:
+            last = int(conn.execute(_MAX_ID_SQL).scalar_one())
+            return last, self._read_ledger(conn, after=max(0, self._last_id - LOOKBACK_IDS))
+
     def sync_ledger(self) -> None:
-        """Read ledger entries written since the last read (with a look-back)."""
+        """Read ledger entries written since the last read (with a look-back), outside the
+        lock; apply them under it (applying an older read again changes nothing)."""
+        last, delta = self._delta()
         with self._lock:
-            with self.sql._read.connect() as conn:
-                last = int(conn.execute(_MAX_ID_SQL).scalar_one())
-                self._read_ledger(conn, self._ledger, after=max(0, self._last_id - LOOKBACK_IDS))
+            self._ledger.apply(*delta)
             self._last_id = max(self._last_id, last)
 
     def refresh(self, history: bool = False) -> None:
-        """Reload roll-ups and the ledger (and the history index) and swap them in."""
+        """Reload roll-ups and the ledger (and the history index) and swap them in; entries
+        written while loading are read before any check sees the new state."""
         rollups, ledger, last = self._load_usage()
         index = self._load_history() if history or self._history is None else None
         with self._lock:
             self._rollups, self._ledger, self._last_id = rollups, ledger, last
             if index is not None:
                 self._history = index
+            last, delta = self._delta()
+            self._ledger.apply(*delta)
+            self._last_id = max(self._last_id, last)
 
     def _loop(self) -> None:
         usage_at = history_at = time.monotonic()
