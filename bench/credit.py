@@ -244,6 +244,8 @@ def main() -> None:
         print("usage numbers, sequential: " + "; ".join(
             f"{k} p50 {a * 1000:.3f} ms p99 {b * 1000:.3f} ms" for k, (a, b) in pct.items())
             + f"; largest relative difference {worst:.1e}")  # fmt: skip
+        if worst > 1e-9:  # speed must never change a number
+            raise RuntimeError(f"usage numbers disagree with the naive sum: {worst:.1e}")
         for k in ("in-process", "roll-ups"):
             print(
                 f"ratio (naive / {k}): p50 {pct['naive'][0] / pct[k][0]:,.1f}x, "
