@@ -14,9 +14,10 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from consumers.enrich.integrate import Integration, integrate
-from consumers.enrich.lookup import IntensityLookup, PueLookup
-from consumers.enrich.model import IntensityPoint
+from consumers.enrich.integrate import Integration, fallback_of, integrate
+from consumers.enrich.lookup import InMemoryLookup, IntensityLookup, PueLookup
+from consumers.enrich.model import IntensityPoint, PuePoint
+from consumers.enrich.prefix import micros
 from consumers.enrich.profile import UNIFORM, EnergyProfile
 from consumers.enrich.tariff import tariff_price_points
 from jobcarbon.settings import Settings
@@ -49,13 +50,17 @@ def enrich(
     cluster = carbon.cluster(record.cluster)
     site = carbon.site(cluster.site)
     nearest = timedelta(seconds=carbon.nearest_limit_s)
-    pue_points = pue_lookup.pue_points(cluster.site, start, max(end, start + timedelta(0, 1)))
     annual_zone = carbon.annual_zones.get(cluster.zone, cluster.zone)
     annual = intensity_lookup.annual(annual_zone, start.year)
     static = carbon.static_factors.get(cluster.zone)
     annual_g = static if static is not None else annual.value_g_per_kwh if annual else None
 
+    pue_window: list[Sequence[PuePoint]] = []  # read once, only if the general path runs
+
     def run(points: Sequence[IntensityPoint]) -> Integration:
+        if not pue_window:
+            window_end = max(end, start + timedelta(0, 1))
+            pue_window.append(pue_lookup.pue_points(cluster.site, start, window_end))
         return integrate(
             start,
             end,
@@ -64,27 +69,57 @@ def enrich(
             annual_g_per_kwh=annual_g,
             nearest_limit=nearest,
             static_pue=site.pue,
-            pue_points=pue_points,
+            pue_points=pue_window[0],
             profile=profile,
         )
 
+    # Uniform power over an in-memory lookup: the cumulative index answers each series with
+    # two bisects (consumers.enrich.prefix); otherwise the sweep over the run's points.
+    indexed = (
+        intensity_lookup
+        if profile is UNIFORM
+        and pue_lookup is intensity_lookup
+        and isinstance(intensity_lookup, InMemoryLookup)
+        else None
+    )
+    start_us = micros(start) if indexed is not None else 0
+    end_us = micros(end) if indexed is not None else 0
+    fallback_g, fallback_kind = fallback_of(carbon.default_intensity_g_per_kwh, annual_g)
     estimates = []
     pue_result: Integration | None = None
     for spec in carbon.series(cluster.zone):
-        points = list(
-            intensity_lookup.points(
-                spec.provider, cluster.zone, spec.signal, start - nearest, end + nearest
+        index = None
+        if indexed is not None:
+            index = indexed.step_index(
+                spec.provider,
+                cluster.zone,
+                spec.signal,
+                cluster.site,
+                nearest_s=carbon.nearest_limit_s,
+                static_pue=site.pue,
             )
-        )
-        result = run(points)
+        if index is not None:
+            result = index.integrate(start_us, end_us, fallback_g, fallback_kind)
+            basis = index.basis(start_us, end_us)
+        else:
+            # A zero-length run is its first instant: the window must hold the point
+            # starting there even without a nearest limit.
+            window_end = max(end, start + timedelta(seconds=1)) + nearest
+            points = list(
+                intensity_lookup.points(
+                    spec.provider, cluster.zone, spec.signal, start - nearest, window_end
+                )
+            )
+            result = run(points)
+            bases = {p.basis for p in points if p.start_at < end and p.end_at > start}
+            basis = bases.pop() if len(bases) == 1 else None
         pue_result = pue_result or result
-        bases = {p.basis for p in points if p.start_at < end and p.end_at > start}
         estimates.append(
             Co2eEstimate(
                 provider=spec.provider,
                 zone=cluster.zone,
                 signal=spec.signal,
-                basis=bases.pop() if len(bases) == 1 else None,
+                basis=basis,
                 factor_g_per_kwh_it=result.factor_g_per_kwh_it,
                 intensity_g_per_kwh=result.intensity_g_per_kwh,
                 coverage=result.coverage,
