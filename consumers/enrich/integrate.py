@@ -218,17 +218,24 @@ def summarize(
     factors, shares and the fallback reported."""
     if total <= 0:
         raise ValueError("the energy profile has no energy over the run")
-    share = {kind: energy / total for kind, energy in shares.items()}
-    used = [kind for kind in FALLBACK_ORDER if share.get(kind, 0.0) > 0]
+    # Plain loops, not comprehensions: the stream calls this for every job.
+    estimated = shares.get(ESTIMATED, 0.0) / total
+    fallback = None
+    fallback_shares = {}
+    for kind in FALLBACK_ORDER:
+        energy = shares.get(kind)
+        if energy and energy / total > 0:
+            fallback_shares[kind] = energy / total
+            fallback = kind  # the worst one used
     return Integration(
-        factor_g_per_kwh_it=weighted / total,
-        intensity_g_per_kwh=weighted_i / total,
-        coverage=share.get(REAL, 0.0) + share.get(ESTIMATED, 0.0),
-        estimated_share=share.get(ESTIMATED, 0.0),
-        fallback=used[-1] if used else None,
-        fallback_shares={kind: share[kind] for kind in used},
-        pue_factor=weighted_pue / total,
-        pue_coverage=pue_measured / total,
+        weighted / total,  # factor_g_per_kwh_it
+        weighted_i / total,  # intensity_g_per_kwh
+        shares.get(REAL, 0.0) / total + estimated,  # coverage
+        estimated,
+        fallback,
+        fallback_shares,
+        weighted_pue / total,  # pue_factor
+        pue_measured / total,  # pue_coverage
     )
 
 

@@ -100,6 +100,16 @@ class InMemoryLookup:
             n += 1
         return n
 
+    def remove(self, keys: Iterable[tuple[str, str, str]]) -> None:
+        """Forget whole intensity series by (provider, zone, signal)."""
+        for key in keys:
+            self._series.pop(key, None)
+
+    def remove_pue(self, sites: Iterable[str]) -> None:
+        """Forget the measured PUE of whole sites."""
+        for site in sites:
+            self._pue.pop(site, None)
+
     def add_annual(self, factors: Iterable[AnnualFactor]) -> int:
         """Add annual/static factors (a later one for the same zone and year wins)."""
         n = 0

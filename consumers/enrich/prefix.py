@@ -64,18 +64,32 @@ def micros(at: datetime) -> int:
 class StepIndex:
     """Intensity x PUE of one series and one site, ready to integrate uniform runs."""
 
-    __slots__ = ("_basis", "_bounds", "_ends", "_hi", "_lo", "_origin_us", "_rates", "_starts")
+    __slots__ = (
+        "_basis",
+        "_bounds",
+        "_ends",
+        "_hi",
+        "_kinds",
+        "_lo",
+        "_origin_us",
+        "_rates",
+        "_same_until",
+        "_starts",
+    )
 
     def __init__(
         self,
         origin_us: int,
         bounds: list[float],
         rates: list[Row],
+        kinds: list[tuple[str, bool]],
         points: Sequence[IntensityPoint],
     ) -> None:
         self._origin_us = origin_us
         self._bounds = bounds  # segment k (1..m) is [bounds[k-1], bounds[k]); 0 and m+1 open
         self._rates = rates  # m + 2 rows
+        self._kinds = kinds  # (intensity kind, PUE measured) of each segment
+        self._same_until = _runs(kinds)
         hi: list[Row] = [(0.0,) * _COLUMNS] * 2  # totals at the left edge of segments 0, 1
         lo: list[Row] = [(0.0,) * _COLUMNS] * 2
         for k in range(1, len(bounds)):
@@ -86,13 +100,8 @@ class StepIndex:
         self._hi, self._lo = hi, lo
         self._starts = [float(micros(p.start_at) - origin_us) for p in points]
         self._ends = [float(micros(p.end_at) - origin_us) for p in points]
-        # _basis[i]: (basis of point i, index of the next point with another basis)
-        basis: list[tuple[Basis | None, int]] = []
-        for i in range(len(points) - 1, -1, -1):
-            same = basis and basis[-1][0] == points[i].basis
-            basis.append((points[i].basis, basis[-1][1] if same else i + 1))
-        basis.reverse()
-        self._basis = basis
+        bases = [p.basis for p in points]
+        self._basis = list(zip(bases, _runs(bases), strict=True))
 
     def totals(self, start: float, end: float) -> list[float]:
         """The nine integrals (columns of the module table) over ``[start, end)``."""
@@ -123,14 +132,50 @@ class StepIndex:
             raise ValueError(f"run ends ({end_us} us) before it starts ({start_us} us)")
         start = float(start_us - self._origin_us)
         end = float(max(end_us, start_us + 1) - self._origin_us)  # zero length: first us
+        total = end - start
+        bounds = self._bounds
+        i = bisect.bisect_right(bounds, start)
+        j = bisect.bisect_right(bounds, end)
+        if self._same_until[i] > j:
+            # One kind of slice over the whole run (most runs): its share is exactly 1, as
+            # the sweep finds it, and only the three weighted integrals are needed.
+            kind, measured = self._kinds[i]
+            weighted, weighted_i, weighted_pue = self._weighted(i, j, start, end)
+            if kind == _FILL:
+                kind = fallback_kind
+                weighted, weighted_i = fallback_g * weighted_pue, fallback_g * total
+            return summarize(
+                total,
+                weighted,
+                weighted_i,
+                weighted_pue,
+                {kind: total},
+                total if measured else 0.0,
+            )
         s = self.totals(start, end)
         return summarize(
-            total=end - start,
-            weighted=s[0] + fallback_g * s[3],
-            weighted_i=s[1] + fallback_g * s[4],
-            weighted_pue=s[2],
-            shares={REAL: s[5], ESTIMATED: s[6], NEAREST: s[7], fallback_kind: s[4]},
-            pue_measured=s[8],
+            total,
+            s[0] + fallback_g * s[3],  # weighted
+            s[1] + fallback_g * s[4],  # weighted_i
+            s[2],  # weighted_pue
+            {REAL: s[5], ESTIMATED: s[6], NEAREST: s[7], fallback_kind: s[4]},
+            s[8],  # pue_measured
+        )
+
+    def _weighted(self, i: int, j: int, start: float, end: float) -> tuple[float, float, float]:
+        """Columns 0-2 over ``[start, end)`` in segments ``i..j`` (unrolled: every job)."""
+        ri = self._rates[i]
+        if i == j:
+            width = end - start
+            return ri[0] * width, ri[1] * width, ri[2] * width
+        rj = self._rates[j]
+        head = self._bounds[i] - start
+        tail = end - self._bounds[j - 1]
+        hj, hi, lj, li = self._hi[j], self._hi[i + 1], self._lo[j], self._lo[i + 1]
+        return (
+            ri[0] * head + ((hj[0] - hi[0]) + (lj[0] - li[0])) + rj[0] * tail,
+            ri[1] * head + ((hj[1] - hi[1]) + (lj[1] - li[1])) + rj[1] * tail,
+            ri[2] * head + ((hj[2] - hi[2]) + (lj[2] - li[2])) + rj[2] * tail,
         )
 
     def basis(self, start_us: int, end_us: int) -> Basis | None:
@@ -156,7 +201,7 @@ def build(
     starts = [p.start_at for p in points] + [q.start_at for q in pue_points]
     if not starts:
         rate = _rate(Piece(0.0, 0.0, 0.0, _FILL), Piece(0.0, 0.0, static_pue, DEFAULT))
-        return StepIndex(0, [], [rate], ())
+        return StepIndex(0, [], [rate], [(_FILL, False)], ())
     origin_us = micros(min(starts)) - int(nearest_s * US_PER_S) - 1
     nearest_us = nearest_s * US_PER_S
     intensity = _intervals(
@@ -172,16 +217,19 @@ def build(
     outside = _rate(Piece(0.0, 0.0, 0.0, _FILL), Piece(0.0, 0.0, static_pue, DEFAULT))
     bounds = [0.0]
     rates = [outside]
+    kinds = [(_FILL, False)]
     ii = iq = 0
     while ii < len(i_pieces) and iq < len(q_pieces):
         a, q = i_pieces[ii], q_pieces[iq]
         end = min(a.end_s, q.end_s)
         bounds.append(end)
         rates.append(_rate(a, q))
+        kinds.append((a.kind, q.kind == REAL))
         ii += a.end_s <= end
         iq += q.end_s <= end
     rates.append(outside)
-    return StepIndex(origin_us, bounds, rates, points)
+    kinds.append((_FILL, False))
+    return StepIndex(origin_us, bounds, rates, kinds, points)
 
 
 def _intervals(
@@ -218,6 +266,17 @@ def _rate(a: Piece, q: Piece) -> Row:
         float(a.kind == NEAREST),
         float(q.kind == REAL),
     )
+
+
+def _runs(values: Sequence[object]) -> list[int]:
+    """For each position, the index of the next value that differs (or the length)."""
+    out = [0] * len(values)
+    until = len(values)
+    for k in range(len(values) - 1, -1, -1):
+        if k + 1 < len(values) and values[k + 1] != values[k]:
+            until = k + 1
+        out[k] = until
+    return out
 
 
 def _add(hi: Row, lo: Row, terms: list[float]) -> tuple[Row, Row]:
