@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from consumers.enrich import prefix
 from consumers.enrich.adapter import lookup_from_state, make_stage
 from consumers.enrich.codec import encode_point
 from consumers.enrich.integrate import integrate
@@ -71,10 +72,18 @@ class Timed:
         return text
 
 
+REPEAT = 3  # every path runs this many times; the fastest run counts (set by --repeat)
+
+
 def timed(label: str, jobs: int, work: Callable[[], R]) -> tuple[R, Timed]:
-    wall, cpu = time.perf_counter(), time.process_time()
-    out = work()
-    return out, Timed(label, jobs, time.perf_counter() - wall, time.process_time() - cpu)
+    """``work()`` run ``REPEAT`` times: its result and the best wall and CPU times."""
+    best_wall = best_cpu = float("inf")
+    for _ in range(REPEAT):
+        wall, cpu = time.perf_counter(), time.process_time()
+        out = work()
+        best_wall = min(best_wall, time.perf_counter() - wall)
+        best_cpu = min(best_cpu, time.process_time() - cpu)
+    return out, Timed(label, jobs, best_wall, best_cpu)
 
 
 def series(
@@ -180,7 +189,10 @@ def runs_workload(n_jobs: int, sample: int) -> None:
                                    energy_j=3_600_000, energy_status=EnergyStatus.MEASURED))
         for i, (a, b) in enumerate(runs)
     ]  # fmt: skip
-    lookup.step_index("electricitymaps", "DE", "average", "dc", nearest_s=7200, static_pue=1.56)
+    _, built = timed(
+        "index build", 1, lambda: prefix.build(points, pue, nearest_s=7200, static_pue=1.56)
+    )
+    print(f"  index build (once per change of the series): {built.cpu_s * 1e3:.1f} ms CPU")
     out, stage = timed(
         "enrich stage (index, all fields)", len(facts),
         lambda: [enrich(f, lookup, lookup, settings, T0) for f in facts],
@@ -228,43 +240,65 @@ def stream_workload(n_jobs: int, sample: int) -> None:
             first.replace(minute=0, second=0, microsecond=0) - timedelta(days=1), days, rng,
             step_min=step, zone="CH", site="cscs", pue_gaps=0.05,
         )  # fmt: skip
-        docs = [orjson.loads(encode_point(p)) for p in points[-MAX_POINTS:]]
-        pue_docs = [orjson.loads(encode_point(q)) for q in pue[-MAX_POINTS:]]
-        print(f" intensity every {step} min ({len(docs)} points), PUE half-hourly "
-              f"({len(pue_docs)} points, 5 % missing)")  # fmt: skip
-        kept, kept_pue = points[-MAX_POINTS:], pue[-MAX_POINTS:]
-        some = ran[:sample]
-        _, base = timed(
-            f"per-minute baseline ({len(some)} jobs)", len(some),
-            lambda: [naive(a, b, kept, kept_pue, static_pue=1.3) for a, b in some],  # noqa: B023
-        )  # fmt: skip
-        print(base.line(None))
-
-        def snapshots() -> Iterable[tuple[list[JobFact], EnrichmentState]]:
-            for i in range(0, len(facts), BATCH):
-                state = EnrichmentState(intensity={"CH": docs}, power={"cscs": pue_docs})  # noqa: B023
-                yield facts[i : i + BATCH], state
-
-        def sweep_path() -> list[JobFact]:
-            out = []
-            for batch, state in snapshots():
-                sweep = SweepOnly(lookup_from_state(state))
-                out.extend(enrich(f, sweep, sweep, settings, T0) for f in batch)  # type: ignore[arg-type]
-            return out
-
-        def stage_path() -> list[JobFact]:
-            stage = make_stage(settings, lambda: T0)
-            return [stage(f, state) for batch, state in snapshots() for f in batch]
-
-        slow, sweep = timed("stage on the sweep (before)", len(facts), sweep_path)
-        print(sweep.line(base))
-        fast, stage = timed("pipeline stage (index)", len(facts), stage_path)
-        print(stage.line(base))
-        print(
-            f"  index vs sweep: {sweep.cpu_us_per_job / stage.cpu_us_per_job:.1f}x less CPU; "
-            f"largest relative difference "
-            f"{largest_difference(accounting_factors(fast), accounting_factors(slow)):.1e}"
+        # What the worker holds: the newest MAX_POINTS messages per zone and per site.
+        state = EnrichmentState(
+            intensity={"CH": [orjson.loads(encode_point(p)) for p in points[-MAX_POINTS:]]},
+            power={"cscs": [orjson.loads(encode_point(q)) for q in pue[-MAX_POINTS:]]},
         )
+        print(f" intensity every {step} min ({len(state.intensity['CH'])} points), PUE "
+              f"half-hourly ({len(state.power['cscs'])} points, 5 % missing)")  # fmt: skip
+        stream_case(facts, ran[:sample], settings, state)
+
+
+def stream_case(
+    facts: list[JobFact],
+    some: list[tuple[datetime, datetime]],
+    settings: Settings,
+    state: EnrichmentState,
+) -> None:
+    lookup = lookup_from_state(state)
+    far = (datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC))
+    points = lookup.points("electricitymaps", "CH", "average", *far)
+    pue = lookup.pue_points("cscs", *far)
+    _, base = timed(
+        f"per-minute baseline ({len(some)} jobs)", len(some),
+        lambda: [naive(a, b, points, pue, static_pue=1.3) for a, b in some],
+    )  # fmt: skip
+    print(base.line(None))
+
+    def snapshots() -> Iterable[tuple[list[JobFact], EnrichmentState]]:
+        # A new snapshot object per batch, as LocalState.snapshot() gives the sink agent.
+        for i in range(0, len(facts), BATCH):
+            yield facts[i : i + BATCH], EnrichmentState(state.intensity, state.power)
+
+    def sweep_path() -> list[JobFact]:
+        out: list[JobFact] = []
+        for batch, snapshot in snapshots():
+            sweep = SweepOnly(lookup_from_state(snapshot))
+            out.extend(enrich(f, sweep, sweep, settings, T0) for f in batch)
+        return out
+
+    def stage_path() -> list[JobFact]:
+        stage = make_stage(settings, lambda: T0)
+        return [stage(f, snapshot) for batch, snapshot in snapshots() for f in batch]
+
+    def build() -> None:
+        lookup_from_state(state).step_index(
+            "electricitymaps", "CH", "average", "cscs", nearest_s=7200.0, static_pue=1.3
+        )
+
+    _, built = timed("index build", 1, build)
+    print(f"  state load + index build (once per change of a series): "
+          f"{built.cpu_s * 1e3:.1f} ms CPU, included in the stage below")  # fmt: skip
+    slow, sweep = timed("stage on the sweep (before)", len(facts), sweep_path)
+    print(sweep.line(base))
+    fast, stage = timed("pipeline stage (index)", len(facts), stage_path)
+    print(stage.line(base))
+    print(
+        f"  index vs sweep: {sweep.cpu_us_per_job / stage.cpu_us_per_job:.1f}x less CPU; "
+        f"largest relative difference "
+        f"{largest_difference(accounting_factors(fast), accounting_factors(slow)):.1e}"
+    )
 
 
 def main() -> None:
@@ -272,7 +306,10 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2000, help="runs workload (issue 5)")
     parser.add_argument("--stream-jobs", type=int, default=20000, help="stream workload")
     parser.add_argument("--sample", type=int, default=300, help="jobs the baseline samples")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per path (best counts)")
     args = parser.parse_args()
+    global REPEAT
+    REPEAT = max(1, args.repeat)
     runs_workload(args.jobs, args.sample)
     stream_workload(args.stream_jobs, args.sample)
 

@@ -75,17 +75,13 @@ def enrich(
             intensity_lookup, specs, zone, cluster.site, carbon.nearest_limit_s, site.pue,
             micros(start), micros(end), fallback_g, fallback_kind,
         )  # fmt: skip
-    swept: list[_Sweep] = []  # the general path, set up only when needed
-
-    def sweep() -> _Sweep:
-        if not swept:
-            swept.append(
-                _Sweep(start, end, pue_lookup, cluster.site, carbon, annual_g, site.pue, profile)
-            )
-        return swept[0]
-
-    if results is None:
-        results = [sweep().series(intensity_lookup, zone, spec) for spec in specs]
+    tariff = carbon.tariffs.get(cluster.site)
+    priced = tariff is not None and fact.energy_it_j is not None
+    sweep = None
+    if results is None or not results or priced:  # the general path is needed
+        sweep = _Sweep(start, end, pue_lookup, cluster.site, carbon, annual_g, site.pue, profile)
+        if results is None:
+            results = [sweep.series(intensity_lookup, zone, spec) for spec in specs]
     estimates = []
     for spec, (result, basis) in zip(specs, results, strict=True):
         estimates.append(
@@ -102,7 +98,11 @@ def enrich(
             )
         )
     # The PUE is the same under every series; with none configured it still matters.
-    pue_result = results[0][0] if results else sweep().run([])
+    if results:
+        pue_result = results[0][0]
+    else:  # no series configured: the PUE alone
+        assert sweep is not None
+        pue_result = sweep.run([])
     pue_source = f"static:{site.pue_source}"
     if pue_result.pue_coverage > 0:
         pue_source = f"measured (coverage {pue_result.pue_coverage:.3f}); else {pue_source}"
@@ -115,10 +115,10 @@ def enrich(
         estimates=tuple(estimates),
         computed_at=now,
     )
-    tariff = carbon.tariffs.get(cluster.site)
-    if tariff is not None and fact.energy_it_j is not None:
+    if priced:
+        assert tariff is not None and fact.energy_it_j is not None and sweep is not None
         prices = tariff_price_points(tariff, start, max(end, start + timedelta(seconds=1)))
-        price = sweep().run(prices)  # "g/kWh" here is currency per IT kWh, PUE included
+        price = sweep.run(prices)  # "g/kWh" here is currency per IT kWh, PUE included
         footprint = msgspec.structs.replace(
             footprint,
             cost=fact.energy_it_j / J_PER_KWH * price.factor_g_per_kwh_it,
