@@ -83,24 +83,21 @@ class StepIndex:
         bounds: list[float],
         rates: list[Row],
         kinds: list[tuple[str, bool]],
-        points: Sequence[IntensityPoint],
+        points: Sequence[tuple[float, float, Basis | None]],
     ) -> None:
         self._origin_us = origin_us
         self._bounds = bounds  # segment k (1..m) is [bounds[k-1], bounds[k]); 0 and m+1 open
         self._rates = rates  # m + 2 rows
         self._kinds = kinds  # (intensity kind, PUE measured) of each segment
         self._same_until = _runs(kinds)
-        hi: list[Row] = [(0.0,) * _COLUMNS] * 2  # totals at the left edge of segments 0, 1
-        lo: list[Row] = [(0.0,) * _COLUMNS] * 2
-        for k in range(1, len(bounds)):
-            width = bounds[k] - bounds[k - 1]
-            h, low = _add(hi[-1], lo[-1], [r * width for r in rates[k]])
-            hi.append(h)
-            lo.append(low)
-        self._hi, self._lo = hi, lo
-        self._starts = [float(micros(p.start_at) - origin_us) for p in points]
-        self._ends = [float(micros(p.end_at) - origin_us) for p in points]
-        bases = [p.basis for p in points]
+        widths = [bounds[k] - bounds[k - 1] for k in range(1, len(bounds))]
+        # totals at the left edge of each segment (0 for segments 0 and 1), column by column
+        columns = [_running(widths, [row[c] for row in rates[1:-1]]) for c in range(_COLUMNS)]
+        self._hi: list[Row] = list(zip(*(hi for hi, _ in columns), strict=True))
+        self._lo: list[Row] = list(zip(*(lo for _, lo in columns), strict=True))
+        self._starts = [start for start, _, _ in points]  # the intensity points, same axis
+        self._ends = [end for _, end, _ in points]
+        bases = [basis for _, _, basis in points]
         self._basis = list(zip(bases, _runs(bases), strict=True))
 
     def totals(self, start: float, end: float) -> list[float]:
@@ -201,7 +198,7 @@ def build(
     starts = [p.start_at for p in points] + [q.start_at for q in pue_points]
     if not starts:
         rate = _rate(Piece(0.0, 0.0, 0.0, _FILL), Piece(0.0, 0.0, static_pue, DEFAULT))
-        return StepIndex(0, [], [rate], [(_FILL, False)], ())
+        return StepIndex(0, [], [rate], [(_FILL, False)], [])
     origin_us = micros(min(starts)) - int(nearest_s * US_PER_S) - 1
     nearest_us = nearest_s * US_PER_S
     intensity = _intervals(
@@ -229,7 +226,8 @@ def build(
         iq += q.end_s <= end
     rates.append(outside)
     kinds.append((_FILL, False))
-    return StepIndex(origin_us, bounds, rates, kinds, points)
+    spans = [(start, end, p.basis) for (start, end, _, _), p in zip(intensity, points, strict=True)]
+    return StepIndex(origin_us, bounds, rates, kinds, spans)
 
 
 def _intervals(
@@ -279,13 +277,20 @@ def _runs(values: Sequence[object]) -> list[int]:
     return out
 
 
-def _add(hi: Row, lo: Row, terms: list[float]) -> tuple[Row, Row]:
-    """(hi + lo) + terms, per column, as a double-double (Knuth's TwoSum)."""
-    out_hi, out_lo = [], []
-    for h, low, x in zip(hi, lo, terms, strict=True):
+def _running(widths: list[float], rates: list[float]) -> tuple[list[float], list[float]]:
+    """Running totals of ``rates[k] * widths[k]`` as a double-double (value, rounding error:
+    Knuth's TwoSum), at the left edge of segments 0 .. m + 1 (the first two are 0)."""
+    size = len(widths) + 2
+    if not any(rates):  # a column unused by this series (no gaps, say): all zero
+        return [0.0] * size, [0.0] * size
+    out_hi, out_lo = [0.0, 0.0], [0.0, 0.0]
+    h = low = 0.0
+    for rate, width in zip(rates, widths, strict=True):
+        x = rate * width
         s = h + x
         bp = s - h
-        err = (h - (s - bp)) + (x - bp)
-        out_hi.append(s)
-        out_lo.append(low + err)
-    return tuple(out_hi), tuple(out_lo)
+        low += (h - (s - bp)) + (x - bp)
+        h = s
+        out_hi.append(h)
+        out_lo.append(low)
+    return out_hi, out_lo
