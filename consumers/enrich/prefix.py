@@ -52,6 +52,7 @@ ONE_US: Final = timedelta(microseconds=1)
 US_PER_S: Final = 1_000_000
 _FILL: Final = "fill"  # kind of the fallback-filled intensity pieces while building
 _COLUMNS: Final = 9
+_MAX_NEAREST_S: Final = 100 * 366 * 86_400.0
 
 Row = tuple[float, ...]
 
@@ -194,7 +195,10 @@ def build(
     static_pue: float,
 ) -> StepIndex | None:
     """The index of a series (sorted by start) and a site's PUE points (sorted by start), or
-    None when points overlap (the general path resolves overlaps per run)."""
+    None when points overlap (the general path resolves overlaps per run) or the nearest
+    limit is so long (over a century) that microseconds would no longer be exact floats."""
+    if nearest_s > _MAX_NEAREST_S:
+        return None
     starts = [p.start_at for p in points] + [q.start_at for q in pue_points]
     if not starts:
         rate = _rate(Piece(0.0, 0.0, 0.0, _FILL), Piece(0.0, 0.0, static_pue, DEFAULT))

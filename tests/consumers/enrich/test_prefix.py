@@ -90,6 +90,11 @@ def test_overlapping_points_have_no_index() -> None:
     assert prefix.build([], [pue(0, 60, 1.1), pue(59, 90, 1.2)], nearest_s=0, static_pue=1) is None
 
 
+def test_absurd_nearest_limit_takes_the_sweep() -> None:
+    # 200 years of nearest limit: times from the index origin would pass 2**53 microseconds
+    assert prefix.build([point(0, 60, 1)], [], nearest_s=200 * 365 * 86400, static_pue=1) is None
+
+
 def test_no_points_at_all() -> None:
     index = prefix.build([], [], nearest_s=7200, static_pue=1.4)
     assert index is not None
