@@ -198,14 +198,14 @@ def read_tres(raw_text: str | None, fmt_text: str | None) -> TresReading:
     Requests repeat across jobs and are cached whole; allocations differ in their energy,
     which is cut out before the cached parse of the rest. Callers get their own dict.
     """
-    has_energy = (raw_text is not None and "3=" in raw_text) or (
+    if (raw_text is not None and "3=" in raw_text) or (
         fmt_text is not None and "energy=" in fmt_text
+    ):
+        return _read_tres(raw_text, fmt_text)  # its counts dict is already a fresh one
+    cached = _read_tres_cached(raw_text, fmt_text)
+    return TresReading(
+        dict(cached.counts), cached.raw_energy, cached.fmt_energy, cached.has_raw, cached.has_fmt
     )
-    if has_energy:
-        reading = _read_tres(raw_text, fmt_text)
-    else:
-        reading = _read_tres_cached(raw_text, fmt_text)
-    return reading._replace(counts=dict(reading.counts))
 
 
 def _read_tres(raw_text: str | None, fmt_text: str | None) -> TresReading:
