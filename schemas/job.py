@@ -55,7 +55,7 @@ class JobKey(NamedTuple):
 Event = Literal["end", "start", "energy_update"]
 
 
-class JobRecord(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class JobRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A validated, normalized jobcomp record (finish, start or energy-update event)."""
 
     cluster: str | None
