@@ -25,7 +25,7 @@ from schemas.job import (
     JobRecord,
 )
 from schemas.raw import NO_VAL64, RawJobcompRecord, fast_record
-from schemas.tres import TresParseError, TresReading, gpu_count, read_tres
+from schemas.tres import TresParseError, TresReading, read_tres
 
 logger = logging.getLogger(__name__)
 
@@ -358,7 +358,7 @@ def normalize(
         r.total_nodes,
         r.total_cpus,
         float(mem) if mem is not None else None,
-        gpu_count(tres_alloc),
+        alloc.gpus,
         int(billing) if billing is not None else None,
         r.exclusive,
         tres_alloc,

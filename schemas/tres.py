@@ -155,35 +155,33 @@ class TresReading(NamedTuple):
     fmt_energy: int | None  # the formatted "energy=" count, None if absent
     has_raw: bool
     has_fmt: bool
+    gpus: int | None = None  # ``gpu_count(counts)``
 
 
 def _cut_item(text: str, prefix: str) -> tuple[str, str | None]:
-    """Remove the item ``prefix<value>`` from a comma list: (rest, value)."""
+    """Remove the first item ``prefix<value>`` from a comma list: (rest, value); ``text``
+    itself when there is none."""
     if text.startswith(prefix):
-        end = text.find(",")
-        value = text[len(prefix) : end if end >= 0 else None]
-        return (text[end + 1 :] if end >= 0 else ""), value
-    at = text.find("," + prefix)
-    if at < 0:
+        value, _, rest = text[len(prefix) :].partition(",")
+        return rest, value
+    head, found, tail = text.partition("," + prefix)
+    if not found:
         return text, None
-    end = text.find(",", at + 1)
-    value = text[at + 1 + len(prefix) : end if end >= 0 else None]
-    return text[:at] + (text[end:] if end >= 0 else ""), value
+    value, more, rest = tail.partition(",")
+    return (head + "," + rest if more else head), value
 
 
 @lru_cache(maxsize=8192)
-def _merged_counts(
-    raw_text: str | None, fmt_text: str | None
-) -> tuple[tuple[str, int | float], ...]:
+def _merged_counts(raw_text: str | None, fmt_text: str | None) -> tuple[TresCounts, int | None]:
     # Names come from the formatted string (site TRES ids are only known there); exact
-    # static counts from the raw one.
+    # static counts from the raw one. The cached dict is shared: callers copy it.
     merged: dict[str, int | float] = parse_formatted(fmt_text) if fmt_text else {}
     if raw_text:
         for name, count in raw_to_named(parse_raw(raw_text)).items():
             if name.startswith("tres/") and fmt_text is not None:
                 continue
             merged[name] = count
-    return tuple(merged.items())
+    return merged, gpu_count(merged)
 
 
 @lru_cache(maxsize=8192)
@@ -203,9 +201,8 @@ def read_tres(raw_text: str | None, fmt_text: str | None) -> TresReading:
     ):
         return _read_tres(raw_text, fmt_text)  # its counts dict is already a fresh one
     cached = _read_tres_cached(raw_text, fmt_text)
-    return TresReading(
-        dict(cached.counts), cached.raw_energy, cached.fmt_energy, cached.has_raw, cached.has_fmt
-    )
+    counts, raw_energy, fmt_energy, has_raw, has_fmt, gpus = cached
+    return TresReading(counts.copy(), raw_energy, fmt_energy, has_raw, has_fmt, gpus)
 
 
 def _read_tres(raw_text: str | None, fmt_text: str | None) -> TresReading:
@@ -222,7 +219,8 @@ def _read_tres(raw_text: str | None, fmt_text: str | None) -> TresReading:
         fmt_rest, value = _cut_item(fmt_text, "energy=")
         if value is not None:
             fmt_energy = int(parse_formatted_value("energy", value))
-    counts = dict(_merged_counts(raw_rest or None, fmt_rest or None))
+    merged, gpus = _merged_counts(raw_rest or None, fmt_rest or None)
+    counts = merged.copy()
     if raw_text is not None and raw_rest is raw_text:  # spaces: energy was parsed with the rest
         ids = parse_raw(raw_text)
         raw_energy = ids.get(TRES_ENERGY_ID)
@@ -235,4 +233,7 @@ def _read_tres(raw_text: str | None, fmt_text: str | None) -> TresReading:
         counts.pop("energy", None)
     if raw_text is not None and raw_energy is None:
         raw_energy = 0  # the raw form leaves out only zero counts
-    return TresReading(counts, raw_energy, fmt_energy, raw_text is not None, fmt_text is not None)
+    # "energy" never counts as a GPU, so the cached count holds for the whole reading.
+    return TresReading(
+        counts, raw_energy, fmt_energy, raw_text is not None, fmt_text is not None, gpus
+    )
