@@ -105,7 +105,10 @@ def no_val_16(value: int | None) -> int | None:
 
 
 # The fast path maps these values to None inline instead of calling the rule.
-_SENTINEL_RULES: Final = {no_val_32: _SENTINELS_32, no_val_16: _SENTINELS_16}
+_SENTINEL_RULES: Final[dict[Callable[[Any], Any], frozenset[int]]] = {
+    no_val_32: _SENTINELS_32,
+    no_val_16: _SENTINELS_16,
+}
 
 
 def blank_to_none(value: Any) -> Any:
