@@ -113,7 +113,8 @@ _SENTINEL_RULES: Final[dict[Callable[[Any], Any], frozenset[int]]] = {
 
 def blank_to_none(value: Any) -> Any:
     """Empty TRES strings carry no information: treat them as missing."""
-    if isinstance(value, str) and not value.strip():
+    # isspace() stops at the first other character; strip() would copy the string.
+    if isinstance(value, str) and (not value or value.isspace()):
         return None
     return value
 
@@ -346,14 +347,19 @@ _RESULT_CHECKS: Final[dict[Callable[[Any], Any], Callable[[Any], bool]]] = {
 }
 
 
+#: Rules whose result is reused for equal strings within a record (the rules are pure):
+#: submit, eligible and start are often equal; for other rules a lookup costs more than it saves.
+_REUSED_RULES: Final = frozenset({parse_slurm_time})
+
+
 def _compile_rules() -> Callable[[Any], bool]:
     """Straight-line code applying every rule group to a decoded struct in place (as
     dataclasses generate ``__init__``): a loop over the field names cost a third of the
     fast path. Generated from ``_GROUPS`` only, i.e. from the model's declarations.
 
     Sentinel groups: one set operation over the group's values, per field only when a
-    sentinel is there. Other rules: per non-null value; equal strings share one result (the
-    rules are pure; submit, eligible and start are often equal). False when a rule fails.
+    sentinel is there. Other rules: per non-null value, equal timestamps sharing one result.
+    False when a rule fails.
     """
     env: dict[str, Any] = {}
     lines = ["def apply_rules(s):"]
@@ -370,18 +376,22 @@ def _compile_rules() -> Callable[[Any], bool]:
         if rule in _SENTINEL_RULES:
             continue
         env[f"rule_{i}"], env[f"check_{i}"] = rule, _RESULT_CHECKS.get(rule)
-        lines.append("        seen = {}")
+        call = [f"new = rule_{i}(v)"]
+        if env[f"check_{i}"] is not None:
+            call.append(f"if not check_{i}(new): return False")
+        reuse = rule in _REUSED_RULES
+        if reuse:
+            lines.append("        seen = {}")
         for name in names:
-            lines += [
-                f"        v = s.{name}",
-                "        if v is not None:",
-                "            new = seen.get(v, seen) if type(v) is str else seen",
-                "            if new is seen:",
-                f"                new = rule_{i}(v)",
-                f"                if check_{i} is not None and not check_{i}(new): return False",
-                "                if type(v) is str: seen[v] = new",
-                f"            if new is not v: s.{name} = new",
-            ]
+            lines += [f"        v = s.{name}", "        if v is not None:"]
+            if reuse:
+                lines += ["            new = seen.get(v, seen) if type(v) is str else seen"]
+                lines += ["            if new is seen:"]
+                lines += [f"                {line}" for line in call]
+                lines += ["                if type(v) is str: seen[v] = new"]
+            else:
+                lines += [f"            {line}" for line in call]
+            lines.append(f"            if new is not v: s.{name} = new")
     lines += ["    except ValueError:", "        return False", "    return True"]
     if not all(name.isidentifier() for _, names in _GROUPS for name in names):
         raise ImportError("model field names must be identifiers")
