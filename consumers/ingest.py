@@ -209,15 +209,6 @@ def _energy(
     return value, EnergyStatus.MEASURED, source, None
 
 
-def _read_tres(
-    raw_text: str | None, fmt_text: str | None, raw_field: str, fmt_field: str
-) -> TresReading:
-    try:
-        return read_tres(raw_text, fmt_text)
-    except TresParseError as exc:
-        raise TresParseError(f"field {raw_field!r} or {fmt_field!r}: {exc}") from None
-
-
 # ``normalize`` builds JobRecord positionally (ten times cheaper than 46 keywords); this is
 # the order it passes the fields in, checked against the struct's own order at import.
 _JOB_RECORD_ORDER: Final = (
@@ -285,13 +276,18 @@ def normalize(
 
     Raises TresParseError for unreadable TRES strings."""
     if r.tres_alloc_raw is not None or r.tres_alloc is not None:
-        alloc = _read_tres(r.tres_alloc_raw, r.tres_alloc, "tres_alloc_raw", "tres_alloc")
+        fields = ("tres_alloc_raw", "tres_alloc")
+        alloc_raw, alloc_fmt = r.tres_alloc_raw, r.tres_alloc
     else:  # the CSCS branch's spellings
-        alloc = _read_tres(
-            r.tres_alloc_str, r.tres_fmt_alloc_str, "tres_alloc_str", "tres_fmt_alloc_str"
-        )
+        fields = ("tres_alloc_str", "tres_fmt_alloc_str")
+        alloc_raw, alloc_fmt = r.tres_alloc_str, r.tres_fmt_alloc_str
+    try:
+        alloc = read_tres(alloc_raw, alloc_fmt)
+        fields = ("tres_req_raw", "tres_req")
+        tres_req = read_tres(r.tres_req_raw, r.tres_req).counts
+    except TresParseError as exc:
+        raise TresParseError(f"field {fields[0]!r} or {fields[1]!r}: {exc}") from None
     tres_alloc = alloc.counts
-    tres_req = _read_tres(r.tres_req_raw, r.tres_req, "tres_req_raw", "tres_req").counts
 
     patched = is_patched(r)
     event = _event(r)
