@@ -300,12 +300,13 @@ def _rules(info: FieldInfo) -> list[Callable[[Any], Any]]:
 
 _FastStruct: Final = msgspec.defstruct(
     "_FastStruct",
-    [
+    # In the model's (Slurm's) key order, jobid first: msgspec tries the next field first.
+    [("jobid", Annotated[int, msgspec.Meta(ge=1, lt=NO_VAL)], msgspec.NODEFAULT)]
+    + [
         (name, _struct_type(name, info), None)
         for name, info in RawJobcompRecord.model_fields.items()
         if name != "jobid"
-    ]
-    + [("jobid", Annotated[int, msgspec.Meta(ge=1, lt=NO_VAL)], msgspec.NODEFAULT)],
+    ],
     rename=_WIRE_NAMES,
     kw_only=True,
     forbid_unknown_fields=True,
