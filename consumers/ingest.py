@@ -188,25 +188,35 @@ def is_patched(r: RawJobcompRecord) -> bool:
     return r.energy_complete is not None or r.submit_epoch is not None
 
 
+# Enum members bound once: each ``EnergyStatus.X`` lookup costs ~0.2 us on Python 3.11.
+_PATCH: Final = EnergySource.PATCH
+_TRES_RAW: Final = EnergySource.TRES_RAW
+_TRES_FORMATTED: Final = EnergySource.TRES_FORMATTED
+_NO_SOURCE: Final = EnergySource.NONE
+_MISSING: Final = EnergyStatus.MISSING
+_INVALID: Final = EnergyStatus.INVALID
+_MEASURED: Final = EnergyStatus.MEASURED
+
+
 def _energy(
     r: RawJobcompRecord, patched: bool, alloc: TresReading
 ) -> tuple[int | None, EnergyStatus, EnergySource, str | None]:
     """Pick the job's energy: patch field, else raw TRES ``3=``, else formatted ``energy=``."""
     value: int | None
     if patched:
-        value, source = r.energy_j, EnergySource.PATCH  # null: not measured
+        value, source = r.energy_j, _PATCH  # null: not measured
     elif alloc.has_raw:
         # The raw form prints NO_VAL64 and leaves out only zero counts: absent means 0 J.
-        value, source = alloc.raw_energy, EnergySource.TRES_RAW
+        value, source = alloc.raw_energy, _TRES_RAW
     elif alloc.fmt_energy is not None:
-        value, source = alloc.fmt_energy, EnergySource.TRES_FORMATTED
+        value, source = alloc.fmt_energy, _TRES_FORMATTED
     else:
-        return None, EnergyStatus.MISSING, EnergySource.NONE, None
+        return None, _MISSING, _NO_SOURCE, None
     if value is None or value == NO_VAL64:
-        return None, EnergyStatus.MISSING, source, None if value is None else str(value)
+        return None, _MISSING, source, None if value is None else str(value)
     if value >= ENERGY_INVALID_AT_J:
-        return None, EnergyStatus.INVALID, source, str(value)
-    return value, EnergyStatus.MEASURED, source, None
+        return None, _INVALID, source, str(value)
+    return value, _MEASURED, source, None
 
 
 # ``normalize`` builds JobRecord positionally (ten times cheaper than 46 keywords); this is
@@ -292,7 +302,7 @@ def normalize(
     patched = is_patched(r)
     event = _event(r)
     if event == "start":
-        energy_j, status, source, reported = None, EnergyStatus.MISSING, EnergySource.NONE, None
+        energy_j, status, source, reported = None, _MISSING, _NO_SOURCE, None
     else:
         energy_j, status, source, reported = _energy(r, patched, alloc)
 
