@@ -124,3 +124,57 @@ def test_same_fact_same_hash_and_any_change_differs() -> None:
     assert prepare(fact_from_record(RECORD.replace(job_name="x"))).content_hash != a.content_hash
     literal = prepare(fact_from_record(RECORD.replace(job_name="a\\u0000b")))  # not a NUL
     assert literal.columns["job_name"] == "a\\u0000b"
+
+
+def _one_at_a_time(facts: list[JobFact]) -> tuple[list[object], list[tuple[str, str]]]:
+    prepared: list[object] = []
+    rejected: list[tuple[str, str]] = []
+    for fact in facts:
+        if fact.record.event == "start":
+            continue
+        try:
+            prepared.append(prepare(fact))
+        except (ValueError, TypeError, OverflowError) as exc:
+            label = f"{fact.record.cluster}:{fact.record.job_id}:{fact.record.key.submit_epoch}"
+            rejected.append((label, str(exc) if isinstance(exc, FactError) else repr(exc)))
+    return prepared, rejected
+
+
+def test_prepare_all_screens_columns_and_explains_like_prepare() -> None:
+    """The column screen of ``prepare_all`` keeps and refuses exactly what ``prepare`` does,
+    with its messages, in input order (range errors in every kind of column, NaN and
+    infinities, a text error behind a range error, good facts around them)."""
+    good = synthdata.facts(40, seed=41)
+    with_estimate = next(f for f in good if f.footprint and f.footprint.estimates)
+    bad_estimate = msgspec.structs.replace(
+        with_estimate.footprint.estimates[0],  # type: ignore[union-attr]
+        co2e_g=math.nan,
+    )
+    bad = [
+        fact_from_record(RECORD.replace(cpus=2**63)),
+        fact_from_record(RECORD.replace(job_id=RECORD.job_id + 1, job_db_inx=2**64)),
+        fact_from_record(RECORD.replace(job_id=RECORD.job_id + 2, mem_mb=math.nan)),
+        fact_from_record(RECORD.replace(job_id=RECORD.job_id + 3, mem_mb=math.inf)),
+        fact_from_record(RECORD.replace(job_id=RECORD.job_id + 4, mem_mb=-1.0)),
+        fact_from_record(RECORD.replace(job_id=RECORD.job_id + 5, cpus=2**63, nodes="a\x00")),
+        fact_from_record(RECORD.replace(job_id=RECORD.job_id + 6, user="bad\udcff")),
+        msgspec.structs.replace(
+            with_estimate,
+            footprint=msgspec.structs.replace(
+                with_estimate.footprint,  # type: ignore[arg-type]
+                estimates=(bad_estimate,),
+            ),
+        ),
+        fact_from_record(RECORD.replace(job_id=RECORD.job_id + 7, event="start")),
+    ]
+    mixed = [*good[:15], *bad[:4], *good[15:30], *bad[4:], *good[30:]]
+    for batch in (mixed, good, bad):
+        want_prepared, want_rejected = _one_at_a_time(batch)
+        got_prepared, got_rejected, ignored = prepare_all(batch)
+        assert got_prepared == want_prepared
+        assert [(j, r) for j, r in got_rejected] == want_rejected
+        assert ignored == sum(f.record.event == "start" for f in batch)
+    _, rejected, _ = prepare_all(mixed)
+    assert len(rejected) == 8
+    assert "cpus=" in rejected[0][1] and "cpus=" in rejected[5][1]  # range before the NUL
+    assert "co2e_g=nan" in rejected[7][1]

@@ -33,6 +33,7 @@ from warehouse.sink.delta import (
     rollup_input,
 )
 from warehouse.sink.dims import DimCache, resolve
+from warehouse.sink.nogc import paused_gc
 from warehouse.sink.pgcopy import copy_co2e, copy_new_facts, stored_keys
 from warehouse.sink.prepare import LANDABLE_EVENTS, NaturalKey, PreparedFact, prepare_all, raw_key
 from warehouse.sink.result import Rejected, SinkResult
@@ -51,7 +52,18 @@ def copy_facts(
     """Bulk-load ``facts`` (same outcome as ``write_facts``, much faster on PostgreSQL)."""
     if engine.dialect.name != "postgresql":
         return write_facts(engine, facts, default_cluster=default_cluster, now=now)
-    work, result, rejected = _settle_duplicates(list(facts), default_cluster)
+    with paused_gc():
+        return _copy_all(engine, list(facts), default_cluster, chunk_size, now)
+
+
+def _copy_all(
+    engine: Engine,
+    facts: list[JobFact],
+    default_cluster: str | None,
+    chunk_size: int,
+    now: datetime | None,
+) -> SinkResult:
+    work, result, rejected = _settle_duplicates(facts, default_cluster)
     stamp = now or datetime.now(UTC)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="copy-facts") as pool:
         pending: Future[SinkResult] | None = None

@@ -32,6 +32,7 @@ from schemas.fact import JobFact
 from warehouse.models import FactJob, FactJobCo2e, table_of
 from warehouse.sink.delta import ROLLUP_INPUT_COLUMNS, RollupInput, Stored, latest_per_key, plan
 from warehouse.sink.dims import DimCache, DimIds, resolve
+from warehouse.sink.nogc import paused_gc
 from warehouse.sink.pgcopy import copy_co2e, copy_new_facts, stored_rows
 from warehouse.sink.prepare import NaturalKey, PreparedFact, precedence, prepare_all
 from warehouse.sink.result import Rejected, SinkResult
@@ -66,14 +67,15 @@ def write_facts(
     in the same transaction; a bad fact is rejected (named in the result) without
     stopping the others. ``now`` stamps ``inserted_at``/``updated_at``.
     """
-    prepared, rejected, ignored = prepare_all(facts, default_cluster)
-    result = SinkResult(ignored=ignored, rejected=[Rejected(j, r) for j, r in rejected])
-    unique = latest_per_key(prepared)
-    result.duplicates = len(prepared) - len(unique)
-    stamp = now or datetime.now(UTC)
-    for i in range(0, len(unique), batch_size):
-        result += write_prepared(engine, unique[i : i + batch_size], stamp)
-    return result
+    with paused_gc():
+        prepared, rejected, ignored = prepare_all(facts, default_cluster)
+        result = SinkResult(ignored=ignored, rejected=[Rejected(j, r) for j, r in rejected])
+        unique = latest_per_key(prepared)
+        result.duplicates = len(prepared) - len(unique)
+        stamp = now or datetime.now(UTC)
+        for i in range(0, len(unique), batch_size):
+            result += write_prepared(engine, unique[i : i + batch_size], stamp)
+        return result
 
 
 def write_prepared(engine: Engine, facts: Sequence[PreparedFact], now: datetime) -> SinkResult:
