@@ -152,7 +152,8 @@ class CarbonSettings(BaseModel):
 
     def cluster(self, name: str | None) -> ClusterSettings:
         """Settings of one cluster, or the defaults when it is not configured."""
-        return self.clusters.get(name or "", ClusterSettings())
+        found = self.clusters.get(name or "")
+        return found if found is not None else ClusterSettings()
 
     def site(self, name: str) -> SiteSettings:
         """Settings of one site, or the default site."""
