@@ -44,6 +44,10 @@ class KafkaSettings(BaseModel):
     #: The sink writes a batch when it holds this many records or after this long.
     sink_batch_max: int = Field(1000, ge=1)
     sink_batch_within_s: float = Field(0.5, gt=0)
+    #: Workers also publish each normalized record (Avro) to ``topic_normalized`` for other
+    #: consumers. Off by default: the warehouse path does not read it back, and the Avro
+    #: encoding costs about as much CPU as normalizing (docs/stream.md).
+    publish_normalized: bool = False
     #: Larger jobcomp records are dead-lettered as ``oversized`` (original bytes kept);
     #: the broker's and clients' message size limits (1 MB by default) apply before this.
     max_record_bytes: int = Field(8 * 1024 * 1024, ge=1)

@@ -1,0 +1,223 @@
+"""The worker's hot path: raw jobcomp records in batches -> warehouse, offsets after commit.
+
+One loop on its own thread (the faust app runs it as a service, see ``app.py``)::
+
+    consume up to N raw records (or what arrived within T seconds)     confluent-kafka
+    -> normalize, fact, enrich, reconcile each record                   consumers.pipeline
+    -> dead letters (original bytes, reason) and jobs.normalized (Avro) producer
+    -> write the facts                                                  warehouse sink
+    -> wait for the broker to confirm every dead letter and record      producer flush
+    -> commit exactly the offsets of this batch                         consumer commit
+
+A crash anywhere before the commit replays the batch (the sink is idempotent on the natural
+key, a dead letter may appear twice). Rebalance callbacks run inside ``consume``, between
+batches, so nothing in flight is ever committed for a partition that moved.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from consumers import pipeline
+from consumers.ingest import Rejection
+from consumers.kafka.batch import BatchConsumer, Message
+from consumers.kafka.producer import DeliveryError, Producer
+from consumers.kafka.serializers import dlq_message, header_map, normalized_message
+from consumers.sink import FactWriter, SinkRejection, job_label, write_isolating
+from consumers.stream.metrics import StreamMetrics
+from consumers.stream.state import LocalState
+from jobcarbon.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Reason code of a fact the warehouse refused (DLQ ``reason``).
+SINK_REJECTED = "sink_rejected"
+_MAX_BACKOFF_S = 30.0
+_LAG_EVERY_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """One record for the DLQ: its stage, the rejection, and where it was read."""
+
+    stage: str
+    rejection: Rejection
+    source: str
+
+
+def source_of(message: Message) -> str:
+    """``topic/partition/offset``: where a dead letter came from."""
+    return f"{message.topic}/{message.partition}/{message.offset}"
+
+
+def next_offsets(batch: list[Message]) -> list[tuple[str, int, int]]:
+    """The offsets to commit after ``batch`` landed: one past the highest per partition."""
+    top: dict[tuple[str, int], int] = {}
+    for m in batch:
+        tp = (m.topic, m.partition)
+        if m.offset >= top.get(tp, -1):
+            top[tp] = m.offset
+    return [(t, p, o + 1) for (t, p), o in top.items()]
+
+
+def first_offsets(batch: list[Message]) -> list[tuple[str, int, int]]:
+    """The lowest offset per partition of ``batch`` (where to rewind to replay it)."""
+    low: dict[tuple[str, int], int] = {}
+    for m in batch:
+        tp = (m.topic, m.partition)
+        if tp not in low or m.offset < low[tp]:
+            low[tp] = m.offset
+    return [(t, p, o) for (t, p), o in low.items()]
+
+
+class HotPath:
+    """The consume -> process -> write -> commit loop of one worker."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        writer: FactWriter,
+        stages: pipeline.Stages,
+        state: LocalState,
+        metrics: StreamMetrics,
+        consumer_factory: Callable[[], BatchConsumer] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.writer = writer
+        self.stages = stages
+        self.state = state
+        self.metrics = metrics
+        kafka = settings.kafka
+        self._consumer_factory = consumer_factory or (
+            lambda: BatchConsumer(kafka, [kafka.topic_jobcomp])
+        )
+        self._lag_at = 0.0
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume and land batches until ``stop`` is set; the batch in hand is finished
+        (or abandoned uncommitted, when stopped during a warehouse retry)."""
+        kafka = self.settings.kafka
+        consumer = self._consumer_factory()
+        producer = Producer(kafka)
+        try:
+            while not stop.is_set():
+                batch = consumer.consume(kafka.sink_batch_max, kafka.sink_batch_within_s)
+                if batch:
+                    try:
+                        landed = self.handle(batch, producer, stop)
+                    except DeliveryError as exc:
+                        # The broker did not confirm a dead letter or normalized record:
+                        # replay the batch from its first offsets with a fresh producer.
+                        log.warning("delivery failed, replaying the batch: %s", exc)
+                        consumer.rewind(first_offsets(batch))
+                        producer = Producer(kafka)
+                        stop.wait(1.0)
+                        continue
+                    if not landed:
+                        break  # stopped while the warehouse was down: nothing committed
+                    consumer.commit(next_offsets(batch))
+                self._refresh_lag(consumer)
+        finally:
+            consumer.close()
+
+    def handle(self, batch: list[Message], producer: Producer, stop: threading.Event) -> bool:
+        """Process and land one batch; True once everything is in the warehouse and the
+        broker confirmed every produced record (the caller then commits)."""
+        kafka = self.settings.kafka
+        m = self.metrics
+        started = time.perf_counter()
+        m.records_in.labels("ingest").inc(len(batch))
+        result = pipeline.process_batch(
+            ((msg.value, msg.key, header_map(msg.headers)) for msg in batch),
+            self.state.snapshot(),
+            self.stages,
+            default_cluster=self.settings.default_cluster,
+            max_bytes=kafka.max_record_bytes,
+        )
+        dead = [DeadLetter(stage, r, source_of(batch[i])) for i, stage, r in result.rejected]
+        m.records_out.labels("ingest").inc(len(result.records))
+        m.records_in.labels("sink").inc(len(result.records))
+        if kafka.publish_normalized:
+            for i, record in result.records:
+                key, value, headers = normalized_message(record)
+                producer.produce(
+                    kafka.topic_normalized,
+                    value,
+                    key=key,
+                    headers=headers,
+                    timestamp_ms=batch[i].timestamp_ms,
+                )
+        ingested = time.perf_counter()
+        m.stage_seconds.labels("ingest").observe(ingested - started)
+
+        facts = [fact for _, fact in result.facts]
+        rejected = self._write(facts, stop)
+        if rejected is None:
+            return False
+        if rejected:
+            index_of = {job_label(f): i for i, f in result.facts}
+            fact_of = dict(result.facts)
+            for job, reason in rejected:
+                i = index_of[job]
+                raw = fact_of[i].record.to_json()
+                dead.append(
+                    DeadLetter("sink", Rejection(SINK_REJECTED, reason, raw), source_of(batch[i]))
+                )
+        for letter in dead:
+            self._dead_letter(producer, letter)
+        producer.flush()
+        m.records_out.labels("sink").inc(len(facts) - len(rejected))
+        now_ms = time.time() * 1000
+        for msg in batch:
+            if msg.timestamp_ms > 0:
+                m.end_to_end_seconds.observe(max(0.0, (now_ms - msg.timestamp_ms) / 1000))
+        m.stage_seconds.labels("sink").observe(time.perf_counter() - ingested)
+        return True
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _dead_letter(self, producer: Producer, letter: DeadLetter) -> None:
+        rejection = letter.rejection
+        value, headers = dlq_message(rejection, letter.source)
+        producer.produce(self.settings.kafka.topic_dlq, value, headers=headers)
+        self.metrics.dead_lettered.labels(letter.stage, rejection.reason).inc()
+        log.warning(
+            "dead-lettered",
+            extra={
+                "stage": letter.stage,
+                "reason": rejection.reason,
+                "detail": rejection.detail,
+                "source": letter.source,
+            },
+        )
+
+    def _write(self, facts: list, stop: threading.Event) -> list[SinkRejection] | None:
+        """Write until it succeeds: transient errors are retried with backoff, never
+        skipped. None when ``stop`` was set while waiting (the batch stays uncommitted)."""
+        if not facts:
+            return []
+        delay = 0.2
+        while True:
+            try:
+                return write_isolating(self.writer, facts)
+            except Exception as exc:  # only transient errors reach here
+                self.metrics.sink_retries.inc()
+                log.warning("warehouse write failed; retrying in %.1f s: %s", delay, exc)
+                if stop.wait(delay):
+                    return None
+                delay = min(delay * 2, _MAX_BACKOFF_S)
+
+    def _refresh_lag(self, consumer: BatchConsumer) -> None:
+        now = time.monotonic()
+        if now - self._lag_at < _LAG_EVERY_S:
+            return
+        self._lag_at = now
+        for (topic, partition), lag in consumer.lag().items():
+            self.metrics.lag.labels(topic, str(partition)).set(lag)
