@@ -9,9 +9,10 @@ One loop on its own thread (the faust app runs it as a service, see ``app.py``):
     -> wait for the broker to confirm every dead letter and record      producer flush
     -> commit exactly the offsets of this batch                         consumer commit
 
-A crash anywhere before the commit replays the batch (the sink is idempotent on the natural
-key, a dead letter may appear twice). Rebalance callbacks run inside ``consume``, between
-batches, so nothing in flight is ever committed for a partition that moved.
+The write of one batch overlaps the consuming and processing of the next (``run``). A crash
+anywhere before the commit replays the batch (the sink is idempotent on the natural key, a
+dead letter may appear twice). Rebalance callbacks run inside ``consume``: the write in
+flight is finished and committed first, so nothing is committed beyond what landed.
 """
 
 from __future__ import annotations
@@ -20,17 +21,19 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from consumers import pipeline
 from consumers.ingest import Rejection
-from consumers.kafka.batch import BatchConsumer, Message
+from consumers.kafka.batch import BatchConsumer, Message, OnRevoke
 from consumers.kafka.producer import DeliveryError, Producer
 from consumers.kafka.serializers import dlq_message, header_map, normalized_message
 from consumers.sink import FactWriter, SinkRejection, job_label, write_isolating
 from consumers.stream.metrics import StreamMetrics
 from consumers.stream.state import LocalState
 from jobcarbon.settings import Settings
+from schemas.fact import JobFact
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,20 @@ def first_offsets(batch: list[Message]) -> list[tuple[str, int, int]]:
     return [(t, p, o) for (t, p), o in low.items()]
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A processed batch waiting for the warehouse: its messages and (index, fact) pairs."""
+
+    batch: list[Message]
+    facts: list[tuple[int, JobFact]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    batch: list[Message]
+    future: Future[bool]
+
+
 class HotPath:
     """The consume -> process -> write -> commit loop of one worker."""
 
@@ -85,7 +102,7 @@ class HotPath:
         stages: pipeline.Stages,
         state: LocalState,
         metrics: StreamMetrics,
-        consumer_factory: Callable[[], BatchConsumer] | None = None,
+        consumer_factory: Callable[[OnRevoke], BatchConsumer] | None = None,
     ) -> None:
         self.settings = settings
         self.writer = writer
@@ -94,42 +111,73 @@ class HotPath:
         self.metrics = metrics
         kafka = settings.kafka
         self._consumer_factory = consumer_factory or (
-            lambda: BatchConsumer(kafka, [kafka.topic_jobcomp])
+            lambda on_revoke: BatchConsumer(kafka, [kafka.topic_jobcomp], on_revoke=on_revoke)
         )
         self._lag_at = 0.0
 
     # -- the loop ---------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        """Consume and land batches until ``stop`` is set; the batch in hand is finished
-        (or abandoned uncommitted, when stopped during a warehouse retry)."""
+        """Consume and land batches until ``stop`` is set.
+
+        Two batches overlap: while the database thread writes batch N (mostly waiting for
+        the server, the GIL released), this thread consumes and processes batch N+1. Batch
+        N's offsets are committed once its write returned and the producer confirmed every
+        record, before N+1 is handed over, so writes stay in order and at most one batch is
+        ever uncommitted. A rebalance (inside ``consume``) first finishes and commits the
+        write in flight; a stop finishes it too, or leaves it uncommitted when the
+        warehouse is down."""
         kafka = self.settings.kafka
-        consumer = self._consumer_factory()
+        self._pending: _Pending | None = None
+
+        def on_revoke(_revoked: list[tuple[str, int]]) -> None:
+            self._finish(consumer, producer)  # never commit beyond what landed
+
+        consumer = self._consumer_factory(on_revoke)
         producer = Producer(kafka)
+        db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink")
         try:
             while not stop.is_set():
                 batch = consumer.consume(kafka.sink_batch_max, kafka.sink_batch_within_s)
-                if batch:
-                    try:
-                        landed = self.handle(batch, producer, stop)
-                    except DeliveryError as exc:
-                        # The broker did not confirm a dead letter or normalized record:
-                        # replay the batch from its first offsets with a fresh producer.
-                        log.warning("delivery failed, replaying the batch: %s", exc)
-                        consumer.rewind(first_offsets(batch))
-                        producer = Producer(kafka)
-                        stop.wait(1.0)
-                        continue
-                    if not landed:
-                        break  # stopped while the warehouse was down: nothing committed
-                    consumer.commit(next_offsets(batch))
+                prepared = self.prepare(batch, producer) if batch else None
+                try:
+                    landed = self._finish(consumer, producer)
+                except DeliveryError as exc:
+                    # The broker did not confirm a dead letter (or normalized record):
+                    # read both batches again, with a fresh producer.
+                    log.warning("delivery failed, replaying from the batch: %s", exc)
+                    replay = (self._pending.batch if self._pending else []) + batch
+                    self._pending = None
+                    consumer.rewind(first_offsets(replay))
+                    producer = Producer(kafka)
+                    stop.wait(1.0)
+                    continue
+                if not landed:
+                    break  # stopped while the warehouse was down: nothing committed
+                if prepared is not None:
+                    future = db.submit(self.land, prepared, producer, stop)
+                    self._pending = _Pending(batch, future)
                 self._refresh_lag(consumer)
+            self._finish(consumer, producer)
         finally:
+            db.shutdown(wait=True)
             consumer.close()
 
-    def handle(self, batch: list[Message], producer: Producer, stop: threading.Event) -> bool:
-        """Process and land one batch; True once everything is in the warehouse and the
-        broker confirmed every produced record (the caller then commits)."""
+    def _finish(self, consumer: BatchConsumer, producer: Producer) -> bool:
+        """Wait for the batch in flight, confirm its records, commit its offsets. False
+        when its write gave up (stopped during a warehouse outage): nothing committed."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return True
+        if not pending.future.result():
+            return False
+        producer.flush()
+        consumer.commit(next_offsets(pending.batch))
+        return True
+
+    def prepare(self, batch: list[Message], producer: Producer) -> Prepared:
+        """The pure stages over one batch; ingest dead letters and normalized records are
+        queued on the producer (confirmed before the batch is committed)."""
         kafka = self.settings.kafka
         m = self.metrics
         started = time.perf_counter()
@@ -141,9 +189,10 @@ class HotPath:
             default_cluster=self.settings.default_cluster,
             max_bytes=kafka.max_record_bytes,
         )
-        dead = [DeadLetter(stage, r, source_of(batch[i])) for i, stage, r in result.rejected]
         m.records_out.labels("ingest").inc(len(result.records))
         m.records_in.labels("sink").inc(len(result.records))
+        for i, stage, rejection in result.rejected:
+            self._dead_letter(producer, DeadLetter(stage, rejection, source_of(batch[i])))
         if kafka.publish_normalized:
             for i, record in result.records:
                 key, value, headers = normalized_message(record)
@@ -154,31 +203,34 @@ class HotPath:
                     headers=headers,
                     timestamp_ms=batch[i].timestamp_ms,
                 )
-        ingested = time.perf_counter()
-        m.stage_seconds.labels("ingest").observe(ingested - started)
+        m.stage_seconds.labels("ingest").observe(time.perf_counter() - started)
+        return Prepared(batch, result.facts)
 
-        facts = [fact for _, fact in result.facts]
+    def land(self, prepared: Prepared, producer: Producer, stop: threading.Event) -> bool:
+        """Write the batch's facts (the database thread); facts the warehouse refuses are
+        dead-lettered. False when ``stop`` was set during a warehouse outage."""
+        m = self.metrics
+        started = time.perf_counter()
+        facts = [fact for _, fact in prepared.facts]
         rejected = self._write(facts, stop)
         if rejected is None:
             return False
         if rejected:
-            index_of = {job_label(f): i for i, f in result.facts}
-            fact_of = dict(result.facts)
+            index_of = {job_label(f): i for i, f in prepared.facts}
+            fact_of = dict(prepared.facts)
             for job, reason in rejected:
-                i = index_of[job]
-                raw = fact_of[i].record.to_json()
-                dead.append(
-                    DeadLetter("sink", Rejection(SINK_REJECTED, reason, raw), source_of(batch[i]))
+                i = index_of.get(job, -1)
+                raw = fact_of[i].record.to_json() if i >= 0 else job.encode()
+                source = source_of(prepared.batch[i]) if i >= 0 else "sink"
+                self._dead_letter(
+                    producer, DeadLetter("sink", Rejection(SINK_REJECTED, reason, raw), source)
                 )
-        for letter in dead:
-            self._dead_letter(producer, letter)
-        producer.flush()
         m.records_out.labels("sink").inc(len(facts) - len(rejected))
         now_ms = time.time() * 1000
-        for msg in batch:
+        for msg in prepared.batch:
             if msg.timestamp_ms > 0:
                 m.end_to_end_seconds.observe(max(0.0, (now_ms - msg.timestamp_ms) / 1000))
-        m.stage_seconds.labels("sink").observe(time.perf_counter() - ingested)
+        m.stage_seconds.labels("sink").observe(time.perf_counter() - started)
         return True
 
     # -- helpers ----------------------------------------------------------------------------
@@ -198,7 +250,7 @@ class HotPath:
             },
         )
 
-    def _write(self, facts: list, stop: threading.Event) -> list[SinkRejection] | None:
+    def _write(self, facts: list[JobFact], stop: threading.Event) -> list[SinkRejection] | None:
         """Write until it succeeds: transient errors are retried with backoff, never
         skipped. None when ``stop`` was set while waiting (the batch stays uncommitted)."""
         if not facts:

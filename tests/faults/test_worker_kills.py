@@ -12,6 +12,7 @@ import pytest
 
 from jobcarbon.settings import KafkaSettings
 from tests.consumers.stream.harness import (
+    PacedProducer,
     Worker,
     expected_warehouse,
     fact_count,
@@ -27,7 +28,6 @@ from tests.faults.stack import (
     bad_records,
     good_values,
     mixed_stream,
-    produce,
     worker_env,
 )
 from warehouse.engine import make_engine
@@ -48,7 +48,8 @@ def test_workers_killed_at_random_moments_lose_and_double_nothing(
     rng = random.Random(SEED)
     good = synth_messages(scale.records, seed=SEED)
     bad = bad_records(SEED)
-    produce(kafka, mixed_stream(good, bad, SEED))  # the replay, consumed by two workers
+    # The replay, sent over scale.produce_s and consumed by two workers.
+    paced = PacedProducer(kafka, mixed_stream(good, bad, SEED), scale.produce_s)
     url = migrated_sqlite(tmp_path / "stream.db")
     engine = make_engine(url)
     expected = expected_warehouse(good_values(good, SEED), tmp_path / "expected.db")
@@ -69,6 +70,7 @@ def test_workers_killed_at_random_moments_lose_and_double_nothing(
         print(f"kill {kill}: worker {victim} at {landed}/{n_expected} facts")
         workers[victim] = Worker(env, url, tmp_path, f"w{victim}-restart{kill}")
 
+    paced.result()
     wait_for(lambda: fact_count(engine) >= n_expected, scale.timeout_s, f"{n_expected} facts")
     assert_warehouse_exact(engine, expected)
     assert_dlq_exact(kafka, bad, redelivered=True)
