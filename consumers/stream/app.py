@@ -108,7 +108,6 @@ class StreamApp:
             store="memory://",
             logging_config=log_config,
             producer_linger=0.005,
-            stream_buffer_maxsize=max(4096, 4 * kafka.sink_batch_max),
         )
 
         async def metrics_view(view: Any, request: Any) -> Any:  # faust binds ``view``
