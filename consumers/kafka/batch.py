@@ -58,6 +58,9 @@ class BatchConsumer:
                     "session.timeout.ms": int(kafka.session_timeout_s * 1000),
                     "heartbeat.interval.ms": int(kafka.heartbeat_interval_s * 1000),
                     "enable.partition.eof": False,
+                    # librdkafka pre-fetches up to 64 MB by default: a backlog would sit in
+                    # the worker's memory. 16 MB still holds several batches of 4000.
+                    "queued.max.messages.kbytes": 16384,
                     **extra,
                 },
             )
