@@ -36,18 +36,26 @@ __all__ = ["SINK_REJECTED", "HotPathService", "StreamApp", "create_app"]
 
 
 class HotPathService(Service):
-    """Runs ``HotPath.run`` on a thread for the app's life; stopping lets the batch in hand
-    finish (or stay uncommitted), and a loop that dies crashes the worker."""
+    """Runs ``HotPath.run`` on a thread for the app's life, after the state follower read
+    the state topics to their end; stopping lets the batch in hand finish (or stay
+    uncommitted), and a loop that dies crashes the worker."""
 
-    def __init__(self, hot_path: HotPath, **kwargs: Any) -> None:
+    def __init__(
+        self, hot_path: HotPath, follower: TopicFollower | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.hot_path = hot_path
+        self.follower = follower
         self._stop_loop = threading.Event()
         self._thread: asyncio.Future[None] | None = None
 
     async def on_start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._thread = loop.run_in_executor(None, self.hot_path.run, self._stop_loop)
+        ready = None
+        if self.follower is not None:
+            self.follower.start()
+            ready = self.follower.caught_up
+        self._thread = loop.run_in_executor(None, self.hot_path.run, self._stop_loop, ready)
         self.add_future(self._watch(self._thread))
 
     async def _watch(self, thread: asyncio.Future[None]) -> None:
@@ -64,6 +72,8 @@ class HotPathService(Service):
         if self._thread is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(self._thread), timeout=120)
+        if self.follower is not None:
+            self.follower.stop()
 
 
 class StreamApp:
@@ -114,10 +124,9 @@ class StreamApp:
             return await self.metrics_page(view, request)
 
         self.app.page("/metrics")(metrics_view)
-        self.app.task(self.start_state)
         # A dependency starts with the app itself, not after faust's own group join and
         # table recovery (about 3 s on tansu): the two group joins overlap.
-        self.app.add_dependency(HotPathService(self.hot_path))
+        self.app.add_dependency(HotPathService(self.hot_path, self.follower))
 
     async def metrics_page(self, web: Any, request: Any) -> Any:
         """``GET /metrics``: Prometheus text format (the hot path refreshes the lag)."""
@@ -126,17 +135,6 @@ class StreamApp:
             self.metrics.render(),
             headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
         )
-
-    async def start_state(self) -> None:
-        """Start following the state topics (a background thread) for the worker's life."""
-        if self.follower is None:
-            return
-        self.follower.start()
-        try:
-            while True:
-                await asyncio.sleep(3600)
-        finally:
-            self.follower.stop()
 
 
 def create_app(

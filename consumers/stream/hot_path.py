@@ -117,10 +117,11 @@ class HotPath:
 
     # -- the loop ---------------------------------------------------------------------------
 
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop: threading.Event, ready: threading.Event | None = None) -> None:
         """Consume and land batches until ``stop`` is set.
 
-        Two batches overlap: while the database thread writes batch N (mostly waiting for
+        Records are read only once ``ready`` is set (the state topics were read to their
+        end). Two batches overlap: while the database thread writes batch N (mostly waiting for
         the server, the GIL released), this thread consumes and processes batch N+1. Batch
         N's offsets are committed once its write returned and the producer confirmed every
         record, before N+1 is handed over, so writes stay in order and at most one batch is
@@ -128,6 +129,8 @@ class HotPath:
         write in flight; a stop finishes it too, or leaves it uncommitted when the
         warehouse is down."""
         kafka = self.settings.kafka
+        if ready is not None and not self._wait_ready(ready, stop):
+            return
         self._pending: _Pending | None = None
 
         def on_revoke(_revoked: list[tuple[str, int]]) -> None:
@@ -162,6 +165,19 @@ class HotPath:
         finally:
             db.shutdown(wait=True)
             consumer.close()
+
+    @staticmethod
+    def _wait_ready(ready: threading.Event, stop: threading.Event) -> bool:
+        """Wait for the enrichment state (records enriched before it arrived would get the
+        fallback intensity); False if stopped first."""
+        started, warn_after_s = time.monotonic(), 30.0
+        while not ready.wait(0.1):
+            if stop.is_set():
+                return False
+            if time.monotonic() - started >= warn_after_s:
+                log.warning("still waiting for the state topics (%.0f s)", warn_after_s)
+                warn_after_s += 30.0
+        return True
 
     def _finish(self, consumer: BatchConsumer, producer: Producer) -> bool:
         """Wait for the batch in flight, confirm its records, commit its offsets. False
