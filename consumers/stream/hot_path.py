@@ -129,15 +129,16 @@ class HotPath:
         write in flight; a stop finishes it too, or leaves it uncommitted when the
         warehouse is down."""
         kafka = self.settings.kafka
-        if ready is not None and not self._wait_ready(ready, stop):
-            return
         self._pending: _Pending | None = None
 
         def on_revoke(_revoked: list[tuple[str, int]]) -> None:
             self._finish(consumer, producer)  # never commit beyond what landed
 
-        consumer = self._consumer_factory(on_revoke)
         producer = Producer(kafka)
+        consumer = self._consumer_factory(on_revoke)  # joins the group in the background
+        if ready is not None and not self._wait_ready(ready, stop):
+            consumer.close()
+            return
         db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink")
         try:
             while not stop.is_set():

@@ -48,7 +48,7 @@ class Scale:
     produce_s: float
 
 
-CI = Scale("ci", records=2500, kills=3, outage_s=8.0, timeout_s=240.0, produce_s=20.0)
+CI = Scale("ci", records=2500, kills=3, outage_s=8.0, timeout_s=240.0, produce_s=25.0)
 FULL = Scale(
     "full",
     records=int(os.environ.get("JOBCARBON_FAULT_RECORDS", "100000")),

@@ -155,6 +155,14 @@ class Worker:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
             return str(r.read().decode())
 
+    def serving(self) -> bool:
+        """True once the worker answers on its metrics port."""
+        try:
+            self.metrics()
+        except OSError:
+            return False
+        return True
+
     def counter(self, name: str, **labels: str) -> float:
         """The value of one sample (0 when absent or the worker is not serving yet)."""
         try:
@@ -193,6 +201,7 @@ class PacedProducer(threading.Thread):
         self.kafka = kafka
         self.messages = messages
         self.seconds = seconds
+        self.sent = 0  # records handed to the producer so far
         self.delivered = 0
         self.error: BaseException | None = None
         self.start()
@@ -207,6 +216,7 @@ class PacedProducer(threading.Thread):
                 if delay > 0:
                     time.sleep(delay)
                 producer.produce(self.kafka.topic_jobcomp, value, key=key, headers=headers)
+                self.sent = i + 1
             self.delivered = producer.flush(timeout_s=120).delivered
         except BaseException as exc:  # surfaced by result()
             self.error = exc
