@@ -8,6 +8,11 @@ to ``--jobs``; only the sink calls are timed, not the data generation.
 
 Run: ``python -m bench.warehouse [--jobs 1000000] [--upsert-jobs 100000]``.
 Targets: COPY >= 50k jobs/s; roll-up query >= 20x faster than the scan.
+
+Besides wall-clock rates it prints this process's CPU time per job (``time.process_time``,
+all its threads): far less sensitive than wall time to other work on a shared machine.
+The upsert path runs in batches of ``--upsert-batch`` (what a stream worker's sink does),
+on PostgreSQL and, with ``--sqlite-jobs``, on SQLite (the embedded default).
 """
 
 from __future__ import annotations
@@ -70,7 +75,7 @@ def replicas(
 
 
 def load(
-    engine: Engine, chunks: Iterator[list[JobFact]], use_copy: bool
+    engine: Engine, chunks: Iterator[list[JobFact]], use_copy: bool, batch: int
 ) -> tuple[int, float, float]:
     """Facts landed, wall seconds and this process's CPU seconds spent inside the sink."""
     total = SinkResult()
@@ -78,9 +83,9 @@ def load(
     for facts in chunks:
         start, start_cpu = time.perf_counter(), time.process_time()
         if use_copy:
-            total += copy_facts(engine, facts, chunk_size=len(facts))
+            total += copy_facts(engine, facts, chunk_size=batch)
         else:
-            total += write_facts(engine, facts, batch_size=500)
+            total += write_facts(engine, facts, batch_size=batch)
         wall += time.perf_counter() - start
         cpu += time.process_time() - start_cpu
         print(f"  ... {total.inserted:,} jobs, {wall:.0f} s", file=sys.stderr, flush=True)
@@ -96,6 +101,20 @@ def best_of(engine: Engine, query: object, rounds: int) -> tuple[float, list[tup
             rows = [tuple(r) for r in conn.execute(query)]  # type: ignore[call-overload]
             best = min(best, time.perf_counter() - start)
     return best, rows
+
+
+def sqlite_upsert(base: list[JobFact], n: int, batch: int) -> None:
+    """The upsert path into a fresh SQLite file (the embedded default)."""
+    tmp = Path(tempfile.mkdtemp(prefix="jobcarbon-bench-sqlite-"))
+    engine = make_engine(f"sqlite:///{tmp / 'warehouse.db'}")
+    try:
+        migrate.upgrade(engine)
+        facts = replicas(base, n, min(n, 20_000))
+        landed, wall, cpu = load(engine, facts, use_copy=False, batch=batch)
+        report("SQLite upsert", landed, wall, cpu)
+    finally:
+        engine.dispose()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -121,13 +140,25 @@ def calibration_ns() -> float:
     return min(timeit.repeat("d['a'] += 1", "d = {'a': 0}", number=200_000, repeat=5)) / 2e5 * 1e9
 
 
+def report(label: str, n: int, wall: float, cpu: float, extra: str = "") -> float:
+    """Print one path's figures; its wall-clock rate."""
+    rate = n / wall
+    print(f"{label:12s}: {n:>9,} jobs in {wall:7.1f} s = {rate:9,.0f} jobs/s{extra}; "
+          f"client CPU {cpu:.1f} s = {cpu / n * 1e6:.0f} us/job = "
+          f"{n / cpu:,.0f} jobs per client CPU-second")  # fmt: skip
+    return rate
+
+
 def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanup on kill
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=1_000_000, help="jobs through COPY")
     parser.add_argument("--upsert-jobs", type=int, default=100_000, help="jobs through upsert")
     parser.add_argument("--base", type=int, default=50_000, help="distinct synthetic jobs")
-    parser.add_argument("--chunk", type=int, default=100_000)
+    parser.add_argument("--chunk", type=int, default=100_000, help="facts per copy_facts call")
+    parser.add_argument("--copy-chunk", type=int, default=20_000, help="copy_facts chunk_size")
+    parser.add_argument("--upsert-batch", type=int, default=1000, help="write_facts batch_size")
+    parser.add_argument("--sqlite-jobs", type=int, default=20_000, help="jobs upserted to SQLite")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--db", help="PostgreSQL URL of an empty database (default: start one)")
     args = parser.parse_args()
@@ -141,11 +172,9 @@ def main() -> None:
     with databases(args.db) as (copy_url, upsert_url):
         copy_engine = make_engine(copy_url)
         migrate.upgrade(copy_engine)
-        n, spent, cpu = load(copy_engine, replicas(base, args.jobs, args.chunk), use_copy=True)
-        copy_rate = n / spent
-        print(f"COPY path   : {n:>9,} jobs in {spent:7.1f} s = {copy_rate:9,.0f} jobs/s "
-              f"(target {COPY_TARGET_PER_S:,}); client CPU {cpu:.1f} s = "
-              f"{n / cpu:,.0f} jobs per client CPU-second")  # fmt: skip
+        chunks = replicas(base, args.jobs, args.chunk)
+        n, spent, cpu = load(copy_engine, chunks, use_copy=True, batch=args.copy_chunk)
+        copy_rate = report("COPY path", n, spent, cpu, f" (target {COPY_TARGET_PER_S:,})")
 
         if args.db:  # one database given: upsert the next job ids into it
             upsert_engine = copy_engine
@@ -155,11 +184,12 @@ def main() -> None:
         # In a shared database the upsert gets job ids the COPY did not use.
         first_copy = -(-args.jobs // len(base)) if args.db else 0
         fresh = replicas(base, args.upsert_jobs, min(args.chunk, 20_000), first_copy)
-        n_up, spent_up, cpu_up = load(upsert_engine, fresh, use_copy=False)
-        up_rate = n_up / spent_up
-        print(f"upsert path : {n_up:>9,} jobs in {spent_up:7.1f} s = {up_rate:9,.0f} jobs/s "
-              f"(COPY is {copy_rate / up_rate:.1f}x faster); client CPU {cpu_up:.1f} s = "
-              f"{n_up / cpu_up:,.0f} jobs per client CPU-second")  # fmt: skip
+        n_up, spent_up, cpu_up = load(upsert_engine, fresh, False, args.upsert_batch)
+        up_rate = report("upsert path", n_up, spent_up, cpu_up)
+        print(f"  COPY / upsert: {copy_rate / up_rate:.1f}x (wall), "
+              f"{(n / cpu) / (n_up / cpu_up):.1f}x (client CPU)")  # fmt: skip
+        if args.sqlite_jobs:
+            sqlite_upsert(base, args.sqlite_jobs, args.upsert_batch)
 
         with copy_engine.begin() as conn:
             conn.execute(text("ANALYZE"))

@@ -10,6 +10,7 @@ start replaces the older one (providers revise estimates).
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -54,11 +55,21 @@ def _series_key(point: Point) -> tuple[str, str, str]:
     return (str(point.get("provider", "")), str(point.get("signal", "")), point["start_at"])
 
 
+def _start(point: Point) -> str:
+    start: str = point["start_at"]  # parse_point checked it is a string
+    return start
+
+
 def merge_point(points: Sequence[Point], point: Point, keep: int = MAX_POINTS) -> list[Point]:
-    """``points`` with ``point`` added (or replacing the one for the same provider, signal and
-    start), sorted by start, the oldest dropped beyond ``keep``."""
+    """``points`` (sorted by start, as this function returns them) with ``point`` added (or
+    replacing the one for the same provider, signal and start), sorted by start, the oldest
+    dropped beyond ``keep``. A new point goes after those with the same start, as a stable
+    sort would put it; only the points with its start are looked at (two bisects), so a
+    message costs a copy of the list, not a sort of it."""
     key = _series_key(point)
-    merged = [p for p in points if _series_key(p) != key]
-    merged.append(point)
-    merged.sort(key=lambda p: p["start_at"])
+    start = _start(point)
+    lo = bisect.bisect_left(points, start, key=_start)
+    hi = bisect.bisect_right(points, start, key=_start)
+    same_start = [p for p in points[lo:hi] if _series_key(p) != key]
+    merged = [*points[:lo], *same_start, point, *points[hi:]]
     return merged[-keep:]

@@ -157,7 +157,8 @@ class CarbonSettings(BaseModel):
 
     def cluster(self, name: str | None) -> ClusterSettings:
         """Settings of one cluster, or the defaults when it is not configured."""
-        return self.clusters.get(name or "", ClusterSettings())
+        found = self.clusters.get(name or "")
+        return found if found is not None else ClusterSettings()
 
     def site(self, name: str) -> SiteSettings:
         """Settings of one site, or the default site."""
@@ -189,6 +190,15 @@ class CreditSettings(BaseModel):
     forecast_file: str | None = None
     #: Cached deny list the controller-side job_submit.lua reads.
     deny_list_file: str = "/etc/slurm/jobcarbon-deny.txt"
+    #: Answer checks from in-process state (roll-ups, open ledger, history index) refreshed
+    #: in the background (docs/credit.md, "Staleness"); False: query the warehouse per check.
+    in_process_state: bool = True
+    #: Reload roll-ups and the ledger this often (bound on facts landing -> usage).
+    state_refresh_s: float = Field(30.0, gt=0)
+    #: Reload the prediction history index this often.
+    history_refresh_s: float = Field(300.0, gt=0)
+    #: Read ledger entries written outside this server this often.
+    ledger_poll_s: float = Field(1.0, gt=0)
 
 
 class Settings(BaseSettings):

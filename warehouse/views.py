@@ -136,6 +136,27 @@ VIEWS: Final[dict[str, str | dict[str, str]]] = {
         JOIN dim_account a ON a.id = f.account_id
         WHERE f.reconcile_status IN ('not_checked', 'unreconciled', 'missing_in_db', 'conflict')
     """,
+    # References without a target (PostgreSQL does not enforce them since revision 0003:
+    # the sink owns them). Empty after every load; see warehouse.integrity.
+    "v_orphan_references": """
+        SELECT 'fact_job.cluster_id' AS reference, COUNT(*) AS orphans
+        FROM fact_job f LEFT JOIN dim_cluster d ON d.id = f.cluster_id WHERE d.id IS NULL
+        UNION ALL
+        SELECT 'fact_job.user_id', COUNT(*)
+        FROM fact_job f LEFT JOIN dim_user d ON d.id = f.user_id WHERE d.id IS NULL
+        UNION ALL
+        SELECT 'fact_job.account_id', COUNT(*)
+        FROM fact_job f LEFT JOIN dim_account d ON d.id = f.account_id WHERE d.id IS NULL
+        UNION ALL
+        SELECT 'fact_job.partition_id', COUNT(*)
+        FROM fact_job f LEFT JOIN dim_partition d ON d.id = f.partition_id WHERE d.id IS NULL
+        UNION ALL
+        SELECT 'fact_job.qos_id', COUNT(*)
+        FROM fact_job f LEFT JOIN dim_qos d ON d.id = f.qos_id WHERE d.id IS NULL
+        UNION ALL
+        SELECT 'fact_job_co2e.fact_id', COUNT(*)
+        FROM fact_job_co2e e LEFT JOIN fact_job f ON f.id = e.fact_id WHERE f.id IS NULL
+    """,
 }
 
 #: The read-only role (PostgreSQL) that gets SELECT on every view when they are re-created.

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import msgspec
 
@@ -68,21 +68,124 @@ def pue_point(doc: Mapping[str, Any]) -> PuePoint:
 def lookup_from_state(state: StateLike, annual: Sequence[AnnualFactor] = ()) -> InMemoryLookup:
     """An in-memory lookup holding a state snapshot (bad points are skipped: the worker
     validated and counted them when they arrived)."""
-    lookup = InMemoryLookup()
-    lookup.add_annual(annual)
-    for docs in state.intensity.values():
-        for doc in docs:
-            try:
-                lookup.add([intensity_point(doc)])
-            except SeriesError:
-                continue
-    for docs in state.power.values():
-        for doc in docs:
-            try:
-                lookup.add_pue([pue_point(doc)])
-            except SeriesError:
-                continue
-    return lookup
+    return StateLookup(annual).update(state)
+
+
+class _Loaded(NamedTuple):
+    """One zone's or site's point list as last loaded: the list, its converted points by
+    message object, and the series keys (or site) they went to."""
+
+    docs: Sequence[Mapping[str, Any]]
+    converted: dict[int, tuple[Mapping[str, Any], IntensityPoint | PuePoint | None]]
+    keys: frozenset[Any]
+
+
+class StateLookup:
+    """An ``InMemoryLookup`` kept in step with successive state snapshots.
+
+    The worker's state replaces a zone's or site's point list when a point arrives and never
+    mutates one, so a list that is the same object as last time is unchanged: its series and
+    the cumulative indexes built on them (``InMemoryLookup.step_index``) are kept. A changed
+    list is reloaded (messages already converted are reused), which rebuilds the indexes of
+    its series only. The result is the lookup ``lookup_from_state`` builds from scratch.
+    """
+
+    def __init__(self, annual: Sequence[AnnualFactor] = ()) -> None:
+        self._annual = tuple(annual)
+        self.lookup = InMemoryLookup()
+        self.lookup.add_annual(self._annual)
+        self._zones: dict[str, _Loaded] = {}
+        self._sites: dict[str, _Loaded] = {}
+
+    def update(self, state: StateLike) -> InMemoryLookup:
+        """The lookup holding ``state``."""
+        zones = _reload(self._zones, state.intensity, intensity_point, _series_key)
+        sites = _reload(self._sites, state.power, pue_point, _site_key)
+        if zones is None or sites is None:  # two lists feed one series: load all in order
+            self.lookup = InMemoryLookup()
+            self.lookup.add_annual(self._annual)
+            self._zones, self._sites = {}, {}
+            zones = _reload(self._zones, state.intensity, intensity_point, _series_key, full=True)
+            sites = _reload(self._sites, state.power, pue_point, _site_key, full=True)
+            assert zones is not None and sites is not None  # a full reload never declines
+        dropped, added = zones
+        self.lookup.remove(dropped)
+        self.lookup.add(p for p in added if isinstance(p, IntensityPoint))
+        dropped, added = sites
+        self.lookup.remove_pue(dropped)
+        self.lookup.add_pue(p for p in added if isinstance(p, PuePoint))
+        return self.lookup
+
+
+def _series_key(point: IntensityPoint | PuePoint) -> Any:
+    return (point.provider, point.zone, point.signal) if isinstance(point, IntensityPoint) else ""
+
+
+def _site_key(point: IntensityPoint | PuePoint) -> Any:
+    return point.site if isinstance(point, PuePoint) else ""
+
+
+def _reload(
+    loaded: dict[str, _Loaded],
+    lists: Mapping[str, Sequence[Mapping[str, Any]]],
+    convert: Callable[[Mapping[str, Any]], IntensityPoint | PuePoint],
+    key_of: Callable[[IntensityPoint | PuePoint], Any],
+    *,
+    full: bool = False,
+) -> tuple[set[Any], list[IntensityPoint | PuePoint]] | None:
+    """Update ``loaded`` to ``lists``: (series keys to drop, points to add in order), or None
+    when a changed list shares a series with another list and not ``full`` (then only a
+    full reload, in the state's order, keeps the order in which points revise each other)."""
+    changed = [
+        name
+        for name, docs in lists.items()
+        if (name not in loaded or loaded[name].docs is not docs)
+    ]
+    gone = [name for name in loaded if name not in lists]
+    if not changed and not gone:
+        return set(), []
+    dropped: set[Any] = set()
+    added: list[IntensityPoint | PuePoint] = []
+    fresh: dict[str, _Loaded] = {}
+    for name in changed:
+        old = loaded.get(name)
+        cache = old.converted if old else {}
+        converted: dict[int, tuple[Mapping[str, Any], IntensityPoint | PuePoint | None]] = {}
+        points = []
+        for doc in lists[name]:
+            hit = cache.get(id(doc))
+            if hit is None or hit[0] is not doc:
+                try:
+                    hit = (doc, convert(doc))
+                except SeriesError:
+                    hit = (doc, None)
+            converted[id(doc)] = hit
+            if hit[1] is not None:
+                points.append(hit[1])
+        fresh[name] = _Loaded(lists[name], converted, frozenset(key_of(p) for p in points))
+        added.extend(points)
+    for name in [*changed, *gone]:
+        if name in loaded:
+            dropped |= loaded[name].keys
+    touched = dropped | {k for entry in fresh.values() for k in entry.keys}
+    untouched = [
+        entry.keys for name, entry in loaded.items() if name not in fresh and name not in gone
+    ]
+    if not full and (_shared(fresh) or any(touched & keys for keys in untouched)):
+        return None
+    for name in gone:
+        del loaded[name]
+    loaded.update(fresh)
+    return dropped, added
+
+
+def _shared(fresh: Mapping[str, _Loaded]) -> bool:
+    seen: set[Any] = set()
+    for entry in fresh.values():
+        if seen & entry.keys:
+            return True
+        seen |= entry.keys
+    return False
 
 
 def make_stage(
@@ -90,15 +193,16 @@ def make_stage(
     clock: Callable[[], datetime],
     annual: Sequence[AnnualFactor] = (),
 ) -> Callable[[JobFact, StateLike], JobFact]:
-    """The pipeline's enrich stage: builds the lookup once per state snapshot."""
-    cache: dict[int, tuple[StateLike, InMemoryLookup]] = {}
+    """The pipeline's enrich stage. One ``StateLookup`` for the stage's life: a new snapshot
+    reloads only the zones and sites whose points changed, so the cumulative indexes survive
+    from batch to batch."""
+    held = StateLookup(annual)
+    current: list[StateLike] = []  # the snapshot ``held`` holds
 
     def stage(fact: JobFact, state: StateLike) -> JobFact:
-        held = cache.get(id(state))
-        if held is None or held[0] is not state:
-            cache.clear()  # one snapshot per batch: keep only the current one
-            held = (state, lookup_from_state(state, annual))
-            cache[id(state)] = held
-        return enrich(fact, held[1], held[1], settings, clock())
+        if not current or current[0] is not state:
+            held.update(state)
+            current[:] = [state]
+        return enrich(fact, held.lookup, held.lookup, settings, clock())
 
     return stage

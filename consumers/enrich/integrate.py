@@ -77,8 +77,7 @@ def integrate(
         raise ValueError(f"run ends ({run_end.isoformat()}) before it starts")
     duration_s = max((run_end - run_start).total_seconds(), ZERO_RUN_S)
     power = [Piece(p.start_s, p.end_s, p.power_w, "") for p in profile.pieces(duration_s)]
-    fallback_g = annual_g_per_kwh if annual_g_per_kwh is not None else default_g_per_kwh
-    fallback_kind = ANNUAL if annual_g_per_kwh is not None else DEFAULT
+    fallback_g, fallback_kind = fallback_of(default_g_per_kwh, annual_g_per_kwh)
     intervals = sorted(
         (
             (
@@ -99,6 +98,14 @@ def integrate(
     )
     pue = fill(pue_intervals, duration_s, 0.0, static_pue, DEFAULT)
     return combine(power, intensity, pue)
+
+
+def fallback_of(default_g_per_kwh: float, annual_g_per_kwh: float | None) -> tuple[float, str]:
+    """What fills a gap no point is near: the annual average when known, else the default
+    (value in g/kWh, kind)."""
+    if annual_g_per_kwh is not None:
+        return annual_g_per_kwh, ANNUAL
+    return default_g_per_kwh, DEFAULT
 
 
 def fill(
@@ -195,19 +202,40 @@ def combine(power: list[Piece], intensity: list[Piece], pue: list[Piece]) -> Int
             ii += 1
         if q_end <= t:
             iq += 1
+    return summarize(total, weighted, weighted_i, weighted_pue, shares, pue_measured)
+
+
+def summarize(
+    total: float,
+    weighted: float,
+    weighted_i: float,
+    weighted_pue: float,
+    shares: dict[str, float],
+    pue_measured: float,
+) -> Integration:
+    """The integration from a run's energy-weighted sums (``total`` is its energy, ``shares``
+    the energy under each kind of intensity slice): the one place that turns sums into
+    factors, shares and the fallback reported."""
     if total <= 0:
         raise ValueError("the energy profile has no energy over the run")
-    share = {kind: energy / total for kind, energy in shares.items()}
-    used = [kind for kind in FALLBACK_ORDER if share.get(kind, 0.0) > 0]
+    # Plain loops, not comprehensions: the stream calls this for every job.
+    estimated = shares.get(ESTIMATED, 0.0) / total
+    fallback = None
+    fallback_shares = {}
+    for kind in FALLBACK_ORDER:
+        energy = shares.get(kind)
+        if energy and energy / total > 0:
+            fallback_shares[kind] = energy / total
+            fallback = kind  # the worst one used
     return Integration(
-        factor_g_per_kwh_it=weighted / total,
-        intensity_g_per_kwh=weighted_i / total,
-        coverage=share.get(REAL, 0.0) + share.get(ESTIMATED, 0.0),
-        estimated_share=share.get(ESTIMATED, 0.0),
-        fallback=used[-1] if used else None,
-        fallback_shares={kind: share[kind] for kind in used},
-        pue_factor=weighted_pue / total,
-        pue_coverage=pue_measured / total,
+        weighted / total,  # factor_g_per_kwh_it
+        weighted_i / total,  # intensity_g_per_kwh
+        shares.get(REAL, 0.0) / total + estimated,  # coverage
+        estimated,
+        fallback,
+        fallback_shares,
+        weighted_pue / total,  # pue_factor
+        pue_measured / total,  # pue_coverage
     )
 
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
+from consumers.enrich import prefix
 from consumers.enrich.model import AnnualFactor, IntensityPoint, PuePoint
+from consumers.enrich.prefix import StepIndex
 from schemas.fact import Signal
 
 
@@ -45,8 +47,10 @@ class _Series:
     def __init__(self) -> None:
         self.starts: list[datetime] = []
         self.items: list[IntensityPoint | PuePoint] = []
+        self.version = 0  # bumped by every change: derived indexes check it
 
     def put(self, item: IntensityPoint | PuePoint) -> None:
+        self.version += 1
         i = bisect.bisect_left(self.starts, item.start_at)
         if i < len(self.starts) and self.starts[i] == item.start_at:
             self.items[i] = item  # a revision replaces the value
@@ -61,6 +65,13 @@ class _Series:
         return [p for p in self.items[i:j] if p.end_at > start]
 
 
+class _Held(NamedTuple):
+    series: _Series | None
+    pue: _Series | None
+    versions: tuple[int, int]
+    built: StepIndex | None
+
+
 class InMemoryLookup:
     """Intensity, annual and PUE series held in memory (implements both protocols)."""
 
@@ -68,6 +79,10 @@ class InMemoryLookup:
         self._series: dict[tuple[str, str, str], _Series] = {}
         self._pue: dict[str, _Series] = {}
         self._annual: dict[str, dict[int | None, AnnualFactor]] = {}
+        self._annual_of: dict[tuple[str, int], AnnualFactor | None] = {}
+        # (provider, zone, signal, site, nearest_s, static_pue) -> (the two series and their
+        # versions when built, the index): rebuilt when a point or revision arrives.
+        self._indexes: dict[tuple[str, str, str, str, float, float], _Held] = {}
 
     def add(self, points: Iterable[IntensityPoint]) -> int:
         """Add (or revise) intensity points; returns how many were given."""
@@ -85,12 +100,23 @@ class InMemoryLookup:
             n += 1
         return n
 
+    def remove(self, keys: Iterable[tuple[str, str, str]]) -> None:
+        """Forget whole intensity series by (provider, zone, signal)."""
+        for key in keys:
+            self._series.pop(key, None)
+
+    def remove_pue(self, sites: Iterable[str]) -> None:
+        """Forget the measured PUE of whole sites."""
+        for site in sites:
+            self._pue.pop(site, None)
+
     def add_annual(self, factors: Iterable[AnnualFactor]) -> int:
         """Add annual/static factors (a later one for the same zone and year wins)."""
         n = 0
         for f in factors:
             self._annual.setdefault(f.zone, {})[f.year] = f
             n += 1
+        self._annual_of.clear()
         return n
 
     def points(
@@ -112,6 +138,46 @@ class InMemoryLookup:
     def annual(self, zone: str, year: int) -> AnnualFactor | None:
         """See ``IntensityLookup.annual``: the year itself, else the latest earlier year, else
         the undated value, else the earliest later year."""
+        key = (zone, year)
+        if key not in self._annual_of:
+            self._annual_of[key] = self._find_annual(zone, year)
+        return self._annual_of[key]
+
+    def step_index(
+        self,
+        provider: str,
+        zone: str,
+        signal: Signal,
+        site: str,
+        *,
+        nearest_s: float,
+        static_pue: float,
+    ) -> StepIndex | None:
+        """The cumulative index of one series with a site's PUE (``consumers.enrich.prefix``),
+        built on first use and again after any change to either series; None when either has
+        overlapping points (then only the general path applies)."""
+        series = self._series.get((provider, zone, signal))
+        pue = self._pue.get(site)
+        key = (provider, zone, signal, site, nearest_s, static_pue)
+        held = self._indexes.get(key)
+        if (
+            held is None
+            or held.series is not series
+            or held.pue is not pue
+            or held.versions != (series.version if series else 0, pue.version if pue else 0)
+        ):
+            index = prefix.build(
+                [p for p in series.items if isinstance(p, IntensityPoint)] if series else [],
+                [p for p in pue.items if isinstance(p, PuePoint)] if pue else [],
+                nearest_s=nearest_s,
+                static_pue=static_pue,
+            )
+            versions = (series.version if series else 0, pue.version if pue else 0)
+            held = _Held(series, pue, versions, index)
+            self._indexes[key] = held
+        return held.built
+
+    def _find_annual(self, zone: str, year: int) -> AnnualFactor | None:
         by_year = self._annual.get(zone)
         if not by_year:
             return None

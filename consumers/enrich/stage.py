@@ -14,13 +14,21 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from consumers.enrich.integrate import Integration, integrate
-from consumers.enrich.lookup import IntensityLookup, PueLookup
-from consumers.enrich.model import IntensityPoint
+from consumers.enrich.integrate import Integration, fallback_of, integrate
+from consumers.enrich.lookup import InMemoryLookup, IntensityLookup, PueLookup
+from consumers.enrich.model import IntensityPoint, PuePoint
+from consumers.enrich.prefix import micros
 from consumers.enrich.profile import UNIFORM, EnergyProfile
 from consumers.enrich.tariff import tariff_price_points
-from jobcarbon.settings import Settings
-from schemas.fact import J_PER_KWH, Co2eEstimate, Footprint, JobFact, with_energy
+from jobcarbon.settings import CarbonSettings, SeriesSettings, Settings
+from schemas.fact import (
+    J_PER_KWH,
+    Basis,
+    Co2eEstimate,
+    Footprint,
+    JobFact,
+    with_energy,
+)
 
 
 class EnrichError(ValueError):
@@ -47,44 +55,41 @@ def enrich(
         raise EnrichError(f"end_time {end.isoformat()} is before start_time {start.isoformat()}")
     carbon = settings.carbon
     cluster = carbon.cluster(record.cluster)
+    zone = cluster.zone
     site = carbon.site(cluster.site)
-    nearest = timedelta(seconds=carbon.nearest_limit_s)
-    pue_points = pue_lookup.pue_points(cluster.site, start, max(end, start + timedelta(0, 1)))
-    annual_zone = carbon.annual_zones.get(cluster.zone, cluster.zone)
-    annual = intensity_lookup.annual(annual_zone, start.year)
-    static = carbon.static_factors.get(cluster.zone)
-    annual_g = static if static is not None else annual.value_g_per_kwh if annual else None
-
-    def run(points: Sequence[IntensityPoint]) -> Integration:
-        return integrate(
-            start,
-            end,
-            points,
-            default_g_per_kwh=carbon.default_intensity_g_per_kwh,
-            annual_g_per_kwh=annual_g,
-            nearest_limit=nearest,
-            static_pue=site.pue,
-            pue_points=pue_points,
-            profile=profile,
-        )
-
+    static = carbon.static_factors.get(zone)
+    if static is None:
+        annual = intensity_lookup.annual(carbon.annual_zones.get(zone, zone), start.year)
+        annual_g = annual.value_g_per_kwh if annual else None
+    else:
+        annual_g = static
+    fallback_g, fallback_kind = fallback_of(carbon.default_intensity_g_per_kwh, annual_g)
+    specs = carbon.series(zone)
+    results = None
+    if (
+        profile is UNIFORM
+        and pue_lookup is intensity_lookup
+        and isinstance(intensity_lookup, InMemoryLookup)
+    ):
+        results = _indexed(
+            intensity_lookup, specs, zone, cluster.site, carbon.nearest_limit_s, site.pue,
+            micros(start), micros(end), fallback_g, fallback_kind,
+        )  # fmt: skip
+    tariff = carbon.tariffs.get(cluster.site)
+    priced = tariff is not None and fact.energy_it_j is not None
+    sweep = None
+    if results is None or not results or priced:  # the general path is needed
+        sweep = _Sweep(start, end, pue_lookup, cluster.site, carbon, annual_g, site.pue, profile)
+        if results is None:
+            results = [sweep.series(intensity_lookup, zone, spec) for spec in specs]
     estimates = []
-    pue_result: Integration | None = None
-    for spec in carbon.series(cluster.zone):
-        points = list(
-            intensity_lookup.points(
-                spec.provider, cluster.zone, spec.signal, start - nearest, end + nearest
-            )
-        )
-        result = run(points)
-        pue_result = pue_result or result
-        bases = {p.basis for p in points if p.start_at < end and p.end_at > start}
+    for spec, (result, basis) in zip(specs, results, strict=True):
         estimates.append(
             Co2eEstimate(
                 provider=spec.provider,
-                zone=cluster.zone,
+                zone=zone,
                 signal=spec.signal,
-                basis=bases.pop() if len(bases) == 1 else None,
+                basis=basis,
                 factor_g_per_kwh_it=result.factor_g_per_kwh_it,
                 intensity_g_per_kwh=result.intensity_g_per_kwh,
                 coverage=result.coverage,
@@ -92,25 +97,28 @@ def enrich(
                 estimated_share=result.estimated_share,
             )
         )
-    if pue_result is None:  # no series configured: PUE still matters for facility energy
-        pue_result = run([])
-    measured = pue_result.pue_coverage > 0
+    # The PUE is the same under every series; with none configured it still matters.
+    if results:
+        pue_result = results[0][0]
+    else:  # no series configured: the PUE alone
+        assert sweep is not None
+        pue_result = sweep.run([])
+    pue_source = f"static:{site.pue_source}"
+    if pue_result.pue_coverage > 0:
+        pue_source = f"measured (coverage {pue_result.pue_coverage:.3f}); else {pue_source}"
     footprint = Footprint(
         site=cluster.site,
         pue_factor=pue_result.pue_factor,
-        pue_source=f"measured (coverage {pue_result.pue_coverage:.3f}); else static:"
-        f"{site.pue_source}"
-        if measured
-        else f"static:{site.pue_source}",
+        pue_source=pue_source,
         pue_coverage=pue_result.pue_coverage,
         energy_facility_j=None,
         estimates=tuple(estimates),
         computed_at=now,
     )
-    tariff = carbon.tariffs.get(cluster.site)
-    if tariff is not None and fact.energy_it_j is not None:
+    if priced:
+        assert tariff is not None and fact.energy_it_j is not None and sweep is not None
         prices = tariff_price_points(tariff, start, max(end, start + timedelta(seconds=1)))
-        price = run(prices)  # "g/kWh" here is currency per IT kWh, PUE included
+        price = sweep.run(prices)  # "g/kWh" here is currency per IT kWh, PUE included
         footprint = msgspec.structs.replace(
             footprint,
             cost=fact.energy_it_j / J_PER_KWH * price.factor_g_per_kwh_it,
@@ -119,3 +127,89 @@ def enrich(
         )
     enriched = msgspec.structs.replace(fact, footprint=footprint)
     return with_energy(enriched, fact.energy_it_j, fact.energy_origin)
+
+
+def _indexed(
+    lookup: InMemoryLookup,
+    specs: Sequence[SeriesSettings],
+    zone: str,
+    site: str,
+    nearest_s: float,
+    static_pue: float,
+    start_us: int,
+    end_us: int,
+    fallback_g: float,
+    fallback_kind: str,
+) -> list[tuple[Integration, Basis | None]] | None:
+    """Every series through its cumulative index (``consumers.enrich.prefix``: two bisects
+    per run), or None when one has no index (overlapping points)."""
+    out = []
+    for spec in specs:
+        index = lookup.step_index(
+            spec.provider, zone, spec.signal, site, nearest_s=nearest_s, static_pue=static_pue
+        )
+        if index is None:
+            return None
+        out.append(
+            (
+                index.integrate(start_us, end_us, fallback_g, fallback_kind),
+                index.basis(start_us, end_us),
+            )
+        )
+    return out
+
+
+class _Sweep:
+    """The general path: the run's points swept with ``integrate`` (any profile, any lookup,
+    overlapping points, tariffs)."""
+
+    def __init__(
+        self,
+        start: datetime,
+        end: datetime,
+        pue_lookup: PueLookup,
+        site: str,
+        carbon: CarbonSettings,
+        annual_g: float | None,
+        static_pue: float,
+        profile: EnergyProfile,
+    ) -> None:
+        self.start, self.end, self.pue_lookup, self.site = start, end, pue_lookup, site
+        self.carbon, self.annual_g, self.static_pue, self.profile = (
+            carbon,
+            annual_g,
+            static_pue,
+            profile,
+        )
+        self._pue: Sequence[PuePoint] | None = None  # read on first use only
+
+    def run(self, points: Sequence[IntensityPoint]) -> Integration:
+        """``points`` and the site's PUE integrated over the run."""
+        start, end = self.start, self.end
+        if self._pue is None:
+            window_end = max(end, start + timedelta(seconds=1))
+            self._pue = self.pue_lookup.pue_points(self.site, start, window_end)
+        return integrate(
+            start,
+            end,
+            points,
+            default_g_per_kwh=self.carbon.default_intensity_g_per_kwh,
+            annual_g_per_kwh=self.annual_g,
+            nearest_limit=timedelta(seconds=self.carbon.nearest_limit_s),
+            static_pue=self.static_pue,
+            pue_points=self._pue,
+            profile=self.profile,
+        )
+
+    def series(
+        self, lookup: IntensityLookup, zone: str, spec: SeriesSettings
+    ) -> tuple[Integration, Basis | None]:
+        """One configured series over the run, and the basis its points share."""
+        start, end = self.start, self.end
+        nearest = timedelta(seconds=self.carbon.nearest_limit_s)
+        # A zero-length run is its first instant: the window must hold the point starting
+        # there even without a nearest limit.
+        window_end = max(end, start + timedelta(seconds=1)) + nearest
+        points = list(lookup.points(spec.provider, zone, spec.signal, start - nearest, window_end))
+        bases = {p.basis for p in points if p.start_at < end and p.end_at > start}
+        return self.run(points), bases.pop() if len(bases) == 1 else None

@@ -5,6 +5,7 @@ import time. Every rejected request is logged with its reason."""
 # No "from __future__ import annotations": FastAPI resolves the handlers' Depends(...) on
 # closures at definition time.
 
+import json
 import logging
 import os
 import tempfile
@@ -18,6 +19,7 @@ from typing import Annotated, Any, Protocol
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jobcarbon.api import models as m
@@ -212,12 +214,12 @@ def create_app(config: ApiConfig) -> FastAPI:
             open_since=now - config.stale_after,
         )
         usage = config.store.usage(query)
-        history = config.store.history(body.user, body.account, body.partition, HISTORY_LIMIT)
+        prediction = config.store.predict(request, HISTORY_LIMIT)
         cluster = body.cluster or config.default_cluster
         return run_check(
             request,
             usage,
-            history,
+            prediction,
             policy,
             now=now,
             pue=config.pue_for(cluster),
@@ -233,11 +235,8 @@ def create_app(config: ApiConfig) -> FastAPI:
         """Liveness for orchestrators (no authentication, no data)."""
         return {"status": "ok"}
 
-    @app.post("/v1/check", response_model=m.CheckResponse, responses=errors)
-    def post_check(
-        body: m.CheckRequest, identity: Annotated[Identity | None, Depends(caller)]
-    ) -> m.CheckResponse:
-        """Past, running, predicted and total emissions, credit left, and a decision."""
+    def check_response(body: m.CheckRequest, identity: Identity | None) -> m.CheckResponse:
+        """The answer of ``POST /v1/check`` (both the FastAPI route and the fast front)."""
         authorize(identity, body.user, body.account)
         now = config.clock()
         r = check(body, now)
@@ -290,6 +289,40 @@ def create_app(config: ApiConfig) -> FastAPI:
                 else None
             ),
         )
+
+    @app.post("/v1/check", response_model=m.CheckResponse, responses=errors)
+    def post_check(
+        body: m.CheckRequest, identity: Annotated[Identity | None, Depends(caller)]
+    ) -> m.CheckResponse:
+        """Past, running, predicted and total emissions, credit left, and a decision."""
+        return check_response(body, identity)
+
+    def fast_check(
+        credential: str | None, authorization: str | None, raw: bytes
+    ) -> tuple[int, bytes]:
+        """``POST /v1/check`` without FastAPI's per-request machinery (dependency solving,
+        thread hops, response re-validation): the same steps in the same order (JSON, then
+        the caller, then the body's fields) and the same answers, statuses and log lines."""
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            return _invalid([{"field": "body", "error": f"JSON decode error ({exc})"}])
+        try:
+            identity = caller(credential, authorization)
+            body = m.CheckRequest.model_validate(data)
+            answer = check_response(body, identity)
+        except AuthError as exc:
+            log.warning("rejected POST /v1/check: %d %s", exc.status, exc)
+            return exc.status, _json({"detail": exc.reason})
+        except ValidationError as exc:
+            return _invalid(
+                [{"field": ".".join(str(p) for p in ("body", *e["loc"])), "error": e["msg"]}
+                 for e in exc.errors()]
+            )  # fmt: skip
+        return 200, answer.model_dump_json().encode()
+
+    # Outermost of the user middlewares (inside Starlette's 500 handler), before BodyLimit.
+    app.add_middleware(FastCheck, handle=fast_check, limit=config.max_request_bytes)
 
     @app.post(
         "/v1/reservations",
@@ -385,6 +418,75 @@ def create_app(config: ApiConfig) -> FastAPI:
         return deny_list(config, config.clock())
 
     return app
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _invalid(details: list[dict[str, str]]) -> tuple[int, bytes]:
+    log.warning("rejected POST /v1/check: 422 %s", details)
+    return 422, _json({"detail": details})
+
+
+class FastCheck:
+    """Middleware: ``POST /v1/check`` goes to ``handle`` (inline on the event loop: every
+    step is in-process or a short local call to munged), with the body limit of
+    ``BodyLimit``; every other request goes on to the FastAPI app."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        handle: Callable[[str | None, str | None, bytes], tuple[int, bytes]],
+        limit: int,
+    ) -> None:
+        self.app, self.handle, self.limit = app, handle, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != "/v1/check" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        credential = authorization = None
+        for name, value in scope["headers"]:
+            if name == b"x-munge-credential" and credential is None:
+                credential = value.decode("latin-1")
+            elif name == b"authorization" and authorization is None:
+                authorization = value.decode("latin-1")
+            elif name == b"content-length" and (not value.isdigit() or int(value) > self.limit):
+                await self._reply(send, *self._too_large())
+                return
+        chunks, seen, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.limit:
+                await self._reply(send, *self._too_large())
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        await self._reply(send, *self.handle(credential, authorization, b"".join(chunks)))
+
+    def _too_large(self) -> tuple[int, bytes]:
+        reason = f"request body larger than {self.limit} bytes"
+        log.warning("rejected POST /v1/check: 413 %s", reason)
+        return 413, _json({"detail": reason})
+
+    @staticmethod
+    async def _reply(send: Send, status: int, body: bytes) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
 
 
 def deny_list(config: ApiConfig, now: datetime) -> str:

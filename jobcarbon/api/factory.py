@@ -7,7 +7,7 @@ import json
 import os
 import time
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
@@ -15,9 +15,14 @@ from sqlalchemy import Engine
 from jobcarbon.api.app import ApiConfig, PolicyHolder, create_app
 from jobcarbon.api.auth import MungeVerifier, uid_resolver
 from jobcarbon.credit.greener import ForecastPoint
+from jobcarbon.credit.memory import Generation, MemoryCreditStore
 from jobcarbon.credit.sql import SqlCreditStore
+from jobcarbon.credit.store import CreditStore
 from jobcarbon.settings import Settings
 from warehouse.engine import make_engine
+
+#: Path of the ledger generation file the workers of one server share.
+GENERATION_ENV = "JOBCARBON_CREDIT_GENERATION_FILE"
 
 
 def parse_forecast(text: str) -> list[ForecastPoint]:
@@ -104,14 +109,29 @@ def build_app(settings: Settings) -> FastAPI:
     return create_app(build_app_config(settings))
 
 
-def build_app_config(settings: Settings) -> ApiConfig:
-    """The API's configuration (store, policy, munged, forecast) from ``settings``."""
+def build_app_config(settings: Settings, *, serving: bool = True) -> ApiConfig:
+    """The API's configuration (store, policy, munged, forecast) from ``settings``
+    (``serving`` False: one-shot use, no in-process state to load)."""
     credit = settings.credit
     engine = make_engine(settings.warehouse.url, pool_pre_ping=True)
     carbon = settings.carbon
+    policy = PolicyHolder.from_file(credit.policy_file)
+    sql = SqlCreditStore(engine, cluster=credit.cluster)
+    store: CreditStore = sql
+    if credit.in_process_state and serving:
+        store = MemoryCreditStore(
+            sql,
+            clock=lambda: datetime.now(UTC),
+            past_window_days=lambda: policy.policy.past_window_days,
+            # all worker processes of one ``credit serve`` share it (jobcarbon.cli.credit)
+            generation=Generation(os.environ.get(GENERATION_ENV)),
+            refresh_s=credit.state_refresh_s,
+            history_refresh_s=credit.history_refresh_s,
+            ledger_poll_s=credit.ledger_poll_s,
+        )
     return ApiConfig(
-        store=SqlCreditStore(engine, cluster=credit.cluster),
-        policy=PolicyHolder.from_file(credit.policy_file),
+        store=store,
+        policy=policy,
         verifier=MungeVerifier(credit.munge_socket),
         resolve_uid=uid_resolver(credit.user_uids),
         admin_token=credit.admin_token.get_secret_value() if credit.admin_token else None,

@@ -22,21 +22,20 @@ def credit() -> None:
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None, workers: int) -> None:
-    """Run the credit API (OpenAPI at /docs and /openapi.json) with uvicorn."""
-    import uvicorn
+    """Run the credit API (OpenAPI at /docs and /openapi.json) with uvicorn (uvloop and
+    httptools) in WORKERS processes, each on its own SO_REUSEPORT socket (one per core is a
+    good start; jobcarbon/api/serve.py)."""
+    from jobcarbon.api.factory import GENERATION_ENV
+    from jobcarbon.api.serve import serve as serve_workers
 
     settings = settings_from(ctx)
     config = ctx.find_root().obj.get("config")
     if config:  # worker processes read the same file
         os.environ["JOBCARBON_CONFIG"] = os.path.abspath(config)
-    uvicorn.run(
-        "jobcarbon.api.factory:app_from_environment",
-        factory=True,
-        workers=workers,
-        host=host or settings.credit.host,
-        port=port or settings.credit.port,
-        log_level="warning",
-    )
+    with tempfile.TemporaryDirectory(prefix="jobcarbon-credit-") as state:
+        # The workers' shared ledger generation counter (jobcarbon.credit.memory).
+        os.environ[GENERATION_ENV] = os.path.join(state, "ledger-generation")
+        serve_workers(host or settings.credit.host, port or settings.credit.port, workers)
 
 
 @credit.command()
@@ -63,7 +62,7 @@ def deny_list_cmd(ctx: click.Context, out: str | None) -> None:
     from jobcarbon.api.factory import build_app_config
 
     settings = settings_from(ctx)
-    text = deny_list(build_app_config(settings), datetime.now(UTC))
+    text = deny_list(build_app_config(settings, serving=False), datetime.now(UTC))
     path = out or settings.credit.deny_list_file
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".deny-")

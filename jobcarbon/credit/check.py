@@ -58,7 +58,7 @@ def co2e_g(energy_it_j: float, pue: float, intensity_g_per_kwh: float) -> float:
 def run_check(
     request: JobRequest,
     usage: Usage,
-    history: Iterable[PastJob],
+    history: Iterable[PastJob] | Prediction,
     policy: Policy,
     *,
     now: datetime,
@@ -69,9 +69,10 @@ def run_check(
     forecast_source: str = "forecast",
     max_delay_s: float | None = None,
 ) -> CheckResult:
-    """Predict the job, price it at the intensity over its run (forecast, else the fallback),
-    apply the account's policy and look for a greener start within the allowed delay."""
-    prediction = predict(request, history)
+    """Predict the job (from ``history``, or take the given prediction), price it at the
+    intensity over its run (forecast, else the fallback), apply the account's policy and look
+    for a greener start within the allowed delay."""
+    prediction = history if isinstance(history, Prediction) else predict(request, history)
     mean, covered = mean_intensity(forecast, now, prediction.runtime_s) if forecast else (0, 0)
     if covered >= 1.0 - 1e-9:
         intensity, source = float(mean), forecast_source

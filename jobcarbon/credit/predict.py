@@ -10,9 +10,12 @@ partition; the same user and partition; the same account and partition; the part
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
+
+import numpy as np
+import numpy.typing as npt
 
 Level = Literal["user+name", "user+partition", "account+partition", "partition", "default"]
 #: Above this a past job's power is a counter glitch, not a measurement.
@@ -84,24 +87,83 @@ def quantile(sorted_values: Sequence[float], q: float) -> float:
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
 
 
-def _implied(job: PastJob, request: JobRequest) -> tuple[float, float]:
-    """(energy J, runtime s) the past job implies for the request."""
-    ratio = min(1.0, job.elapsed_s / job.time_limit_s)
-    runtime_s = ratio * request.time_limit_s
-    if job.shared:
-        power_w = job.energy_it_j / job.elapsed_s / job.cpus * max(1, request.cpus)
-    else:
-        power_w = job.energy_it_j / job.elapsed_s / job.nodes * max(1, request.nodes)
-    return power_w * runtime_s, runtime_s
+@dataclass(frozen=True, slots=True)
+class HistoryColumns:
+    """Past jobs of one partition as columns (the in-process history index hands these out
+    without building ``PastJob`` objects). ``user_match`` / ``account_match`` / ``name_match``:
+    the job has the request's user / account / user and job name."""
+
+    user_match: npt.NDArray[np.bool_]
+    name_match: npt.NDArray[np.bool_]
+    account_match: npt.NDArray[np.bool_]
+    shared: npt.NDArray[np.bool_]
+    #: ``per_unit_power`` of each job: its power per node, per CPU, runtime/limit ratio.
+    power_per_node_w: npt.NDArray[np.float64]
+    power_per_cpu_w: npt.NDArray[np.float64]
+    runtime_ratio: npt.NDArray[np.float64]
+
+    @classmethod
+    def from_jobs(cls, request: JobRequest, jobs: Sequence[PastJob]) -> HistoryColumns:
+        """Columns of ``jobs`` (already filtered to the partition and ``usable``)."""
+        user = np.array([j.user == request.user for j in jobs], dtype=bool)
+        per_node, per_cpu, ratio = per_unit_power(
+            np.array([j.nodes for j in jobs], dtype=np.float64),
+            np.array([j.cpus for j in jobs], dtype=np.float64),
+            np.array([j.time_limit_s for j in jobs], dtype=np.float64),
+            np.array([j.elapsed_s for j in jobs], dtype=np.float64),
+            np.array([j.energy_it_j for j in jobs], dtype=np.float64),
+        )
+        return cls(
+            user_match=user,
+            name_match=user & np.array([j.job_name == request.job_name for j in jobs], bool),
+            account_match=np.array([j.account == request.account for j in jobs], dtype=bool),
+            shared=np.array([j.shared for j in jobs], dtype=bool),
+            power_per_node_w=per_node,
+            power_per_cpu_w=per_cpu,
+            runtime_ratio=ratio,
+        )
 
 
-def _levels(request: JobRequest) -> list[tuple[Level, Callable[[PastJob], bool]]]:
-    return [
-        ("user+name", lambda j: j.user == request.user and j.job_name == request.job_name),
-        ("user+partition", lambda j: j.user == request.user),
-        ("account+partition", lambda j: j.account == request.account),
-        ("partition", lambda j: True),
-    ]
+def per_unit_power(
+    nodes: npt.NDArray[np.float64],
+    cpus: npt.NDArray[np.float64],
+    time_limit_s: npt.NDArray[np.float64],
+    elapsed_s: npt.NDArray[np.float64],
+    energy_it_j: npt.NDArray[np.float64],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Per past job: power per node (W), power per CPU (W) and runtime / time limit (at most
+    1), the request-independent halves of ``_implied`` (meaningless for unusable jobs)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        power_w = energy_it_j / elapsed_s
+        return power_w / nodes, power_w / cpus, np.minimum(1.0, elapsed_s / time_limit_s)
+
+
+def usable_columns(
+    nodes: npt.NDArray[np.float64],
+    cpus: npt.NDArray[np.float64],
+    time_limit_s: npt.NDArray[np.float64],
+    elapsed_s: npt.NDArray[np.float64],
+    energy_it_j: npt.NDArray[np.float64],
+) -> npt.NDArray[np.bool_]:
+    """``usable`` over columns (same rule, element by element)."""
+    ok = (elapsed_s > 0) & (time_limit_s > 0) & (energy_it_j > 0) & (nodes > 0) & (cpus > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        power_per_node = energy_it_j / (elapsed_s * nodes)
+    return ok & np.isfinite(power_per_node) & (power_per_node <= MAX_POWER_W_PER_NODE)
+
+
+def _implied(
+    cols: HistoryColumns, mask: npt.NDArray[np.bool_], request: JobRequest
+) -> tuple[list[float], list[float]]:
+    """Sorted (energies J, runtimes s) the masked past jobs imply for the request: each job's
+    power per unit (node, or CPU on shared nodes) x the request's units x its runtime/limit
+    ratio x the request's limit. Element-wise float64, the same operations in the same
+    order as the scalar formula, so the numbers are bit-for-bit those of a Python loop."""
+    runtime_s = cols.runtime_ratio[mask] * float(request.time_limit_s)
+    per_cpu = cols.power_per_cpu_w[mask] * float(max(1, request.cpus))
+    per_node = cols.power_per_node_w[mask] * float(max(1, request.nodes))
+    power_w = np.where(cols.shared[mask], per_cpu, per_node)
+    return np.sort(power_w * runtime_s).tolist(), np.sort(runtime_s).tolist()
 
 
 def predict(
@@ -117,19 +179,41 @@ def predict(
     ``default_runtime_ratio`` x time limit when the partition has fewer than ``min_samples``
     usable jobs (band: 0 to the full time limit at twice that power)."""
     pool = [j for j in history if j.partition == request.partition and usable(j)]
-    for level, match in _levels(request):
-        group = [j for j in pool if match(j)]
-        if len(group) >= min_samples:
-            implied = [_implied(j, request) for j in group]
-            energies = sorted(e for e, _ in implied)
-            runtimes = sorted(r for _, r in implied)
+    return predict_columns(
+        request,
+        HistoryColumns.from_jobs(request, pool),
+        min_samples=min_samples,
+        default_power_w_per_node=default_power_w_per_node,
+        default_runtime_ratio=default_runtime_ratio,
+    )
+
+
+def predict_columns(
+    request: JobRequest,
+    cols: HistoryColumns,
+    *,
+    min_samples: int = 3,
+    default_power_w_per_node: float = 500.0,
+    default_runtime_ratio: float = 0.5,
+) -> Prediction:
+    """``predict`` over usable past jobs of the request's partition given as columns."""
+    levels: list[tuple[Level, npt.NDArray[np.bool_]]] = [
+        ("user+name", cols.name_match),
+        ("user+partition", cols.user_match),
+        ("account+partition", cols.account_match),
+        ("partition", np.ones(len(cols.shared), dtype=bool)),
+    ]
+    for level, mask in levels:
+        samples = int(np.count_nonzero(mask))
+        if samples >= min_samples:
+            energies, runtimes = _implied(cols, mask, request)
             return Prediction(
                 energy_it_j=quantile(energies, 0.5),
                 energy_low_j=quantile(energies, 0.1),
                 energy_high_j=quantile(energies, 0.9),
                 runtime_s=quantile(runtimes, 0.5),
                 level=level,
-                samples=len(group),
+                samples=samples,
             )
     runtime_s = default_runtime_ratio * request.time_limit_s
     power_w = default_power_w_per_node * max(1, request.nodes)

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
 from jobcarbon.credit.check import Usage
-from jobcarbon.credit.predict import PastJob
+from jobcarbon.credit.predict import JobRequest, PastJob, Prediction, predict
 from jobcarbon.credit.store import LedgerEntry, UsageQuery
 
 #: A reservation's job matches a fact submitted within this many seconds of the reservation.
@@ -95,7 +95,8 @@ SELECT
 )
 
 # One round trip: the user's, the account's and the partition's most recent usable jobs in
-# the partition (each an index range scan: ix_fact_job_{user,account,}_partition_end).
+# the partition (each an index range scan: ix_fact_job_{user,account,}_partition_end; ties
+# broken by id, as the in-process index in jobcarbon.credit.memory does).
 _HISTORY_SQL = text(
     """
 (SELECT f.user_id, f.account_id, f.job_name, f.node_count, f.cpus,
@@ -103,21 +104,21 @@ _HISTORY_SQL = text(
 FROM fact_job f
 WHERE f.user_id = :user_id AND f.partition_id = :pid
   AND f.energy_it_j > 0 AND f.elapsed_s > 0 AND f.time_limit_s > 0
-ORDER BY f.end_at DESC LIMIT :limit)
+ORDER BY f.end_at DESC, f.id DESC LIMIT :limit)
 UNION ALL
 (SELECT f.user_id, f.account_id, f.job_name, f.node_count, f.cpus,
        f.time_limit_s, f.elapsed_s, f.energy_it_j, f.shared_node, f.end_at
 FROM fact_job f
 WHERE f.account_id = :account_id AND f.partition_id = :pid
   AND f.energy_it_j > 0 AND f.elapsed_s > 0 AND f.time_limit_s > 0
-ORDER BY f.end_at DESC LIMIT :limit)
+ORDER BY f.end_at DESC, f.id DESC LIMIT :limit)
 UNION ALL
 (SELECT f.user_id, f.account_id, f.job_name, f.node_count, f.cpus,
        f.time_limit_s, f.elapsed_s, f.energy_it_j, f.shared_node, f.end_at
 FROM fact_job f
 WHERE f.partition_id = :pid
   AND f.energy_it_j > 0 AND f.elapsed_s > 0 AND f.time_limit_s > 0
-ORDER BY f.end_at DESC LIMIT :limit)
+ORDER BY f.end_at DESC, f.id DESC LIMIT :limit)
 """
 )
 _IDS_SQL = text(
@@ -291,6 +292,11 @@ class SqlCreditStore:
             for r in rows
         )
         return list(self._remember(key, jobs))
+
+    def predict(self, request: JobRequest, limit: int) -> Prediction:
+        """``predict`` over ``history`` of the request's user, account and partition."""
+        history = self.history(request.user, request.account, request.partition, limit)
+        return predict(request, history)
 
     def uses_account(self, user: str, account: str) -> bool:
         """Whether the user has run jobs under the account (cached)."""

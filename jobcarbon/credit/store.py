@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Protocol
 
 from jobcarbon.credit.check import Usage
-from jobcarbon.credit.predict import PastJob
+from jobcarbon.credit.predict import JobRequest, PastJob, Prediction
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +50,11 @@ class CreditStore(Protocol):
 
     def history(self, user: str, account: str, partition: str, limit: int) -> list[PastJob]:
         """The user's, the account's and the partition's most recent finished jobs."""
+        ...
+
+    def predict(self, request: JobRequest, limit: int) -> Prediction:
+        """The request's prediction from the user's, account's and partition's ``limit``
+        most recent jobs in the partition (``predict`` over ``history``)."""
         ...
 
     def uses_account(self, user: str, account: str) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import orjson
 import pytest
 
@@ -55,3 +57,31 @@ def test_old_points_are_dropped_beyond_the_limit() -> None:
     for hour in range(10):
         series = merge_point(series, point(f"2025-01-01T{hour:02d}:00:00Z", hour), keep=4)
     assert [p["value_g_per_kwh"] for p in series] == [6, 7, 8, 9]
+
+
+def merged_by_sorting(
+    points: list[dict[str, object]], new: dict[str, object], keep: int
+) -> list[dict[str, object]]:
+    """The rule as first written: drop the same (provider, signal, start), append, sort."""
+
+    def key(p: dict[str, object]) -> tuple[object, object, object]:
+        return (str(p.get("provider", "")), str(p.get("signal", "")), p["start_at"])
+
+    merged = [p for p in points if key(p) != key(new)]
+    merged.append(new)
+    merged.sort(key=lambda p: str(p["start_at"]))
+    return merged[-keep:]
+
+
+def test_merge_equals_drop_append_sort_on_random_messages() -> None:
+    rng = random.Random(4)
+    series: list[dict[str, object]] = []
+    expected: list[dict[str, object]] = []
+    for i in range(3000):
+        hour = rng.randrange(0, 60) if rng.random() < 0.3 else 40 + i // 50
+        at = f"2025-01-{1 + hour // 24:02d}T{hour % 24:02d}:00:00Z"
+        provider = rng.choice(("ukci", "owid"))
+        new = point(at, i, provider=provider, signal=rng.choice(("average", "marginal")))
+        series = merge_point(series, new, keep=200)
+        expected = merged_by_sorting(expected, new, keep=200)
+        assert series == expected

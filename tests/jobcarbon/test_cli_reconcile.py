@@ -114,6 +114,45 @@ def test_sweep_against_the_25_05_dump(
     assert "swept 1 fact(s): missing_in_db 1" in again.output
 
 
+@pytest.mark.mariadb
+def test_a_cluster_unknown_to_slurmdbd_does_not_hold_back_the_others(
+    warehouse: tuple[str, Engine], slurmdb_2505: AccountingDB
+) -> None:
+    """One slurmdbd serving several clusters: a fact of a cluster it has no tables for stays
+    ``unreconciled`` (swept again later) and the run exits 1 naming the cluster and table,
+    while the known cluster's facts are settled in the same run."""
+    url, engine = warehouse
+    known = JobRecord(
+        cluster="localcluster",
+        job_id=10,
+        submit_time=at(1754540923),
+        start_time=at(1754542968),
+        end_time=at(1754546574),
+        state="TIMEOUT",
+        account="oit",
+    )
+    unknown = JobRecord(
+        cluster="othercluster",
+        job_id=10,
+        submit_time=at(1754540923),
+        start_time=at(1754542968),
+        end_time=at(1754546574),
+        state="COMPLETED",
+        account="oit",
+    )
+    assert write_facts(engine, [unreconciled(known), unreconciled(unknown)]).inserted == 2
+    result = CliRunner().invoke(
+        cli, ["reconcile", "--since", "2025-08-01", "--db", url, "--accounting", slurmdb_2505.url]
+    )
+    assert result.exit_code == 1, result.output
+    assert "othercluster_job_table" in result.output
+    assert "swept 2 fact(s): match 1, unreconciled 1" in result.output
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+        got = dict(conn.execute("SELECT cluster, reconcile_status FROM v_job_footprint"))
+    assert got == {"localcluster": "match", "othercluster": "unreconciled"}
+    assert_rollups_equal_fact_sums(engine)
+
+
 def test_sweep_from_sacct_psv_fills_energy_and_co2e_follows(
     warehouse: tuple[str, Engine], shared_data: Path
 ) -> None:

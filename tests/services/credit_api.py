@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 from bench.credit_load import load
 from jobcarbon.api.app import ApiConfig, PolicyHolder, create_app
 from jobcarbon.api.auth import MungeVerifier, uid_resolver
+from jobcarbon.credit.memory import Generation, MemoryCreditStore
 from jobcarbon.credit.sql import SqlCreditStore
 from jobcarbon.synth import SynthJob, generate_jobs
 from warehouse import migrate
@@ -54,8 +55,8 @@ mode = "deny"
 name = "train_km"
 label = "km by train"
 unit = "km"
-g_co2e_per_unit = 35.49
-source = "UK DESNZ conversion factors 2023, national rail"
+g_co2e_per_unit = 35.46
+source = "UK DESNZ conversion factors 2024, national rail"
 """
 
 
@@ -89,10 +90,21 @@ def warehouse_engine(pg_module_database: str) -> Iterator[Engine]:
     engine.dispose()
 
 
+def memory_store(engine: Engine, generation: Generation | None = None) -> MemoryCreditStore:
+    """The in-process store the server runs (no refresh thread: API writes sync it)."""
+    return MemoryCreditStore(
+        SqlCreditStore(engine, cluster=CLUSTER),
+        clock=lambda: NOW,
+        past_window_days=lambda: 28,
+        generation=generation,
+        background=False,
+    )
+
+
 def make_config(engine: Engine, socket: str, policy_file: str, uids: dict[str, int]) -> ApiConfig:
     """The API over the loaded warehouse, a fixed clock just after the history ends."""
     return ApiConfig(
-        store=SqlCreditStore(engine, cluster=CLUSTER),
+        store=memory_store(engine),
         policy=PolicyHolder.from_file(policy_file),
         verifier=MungeVerifier(socket),
         resolve_uid=uid_resolver(uids),

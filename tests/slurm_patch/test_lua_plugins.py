@@ -2,7 +2,8 @@
 against the real credit API (uvicorn, PostgreSQL, munged).
 
 harness.lua stands in for the slurmctld / sbatch host environment only (the ``slurm`` table
-of SUCCESS, ERROR and log functions): no Slurm daemon runs here. The plugins' own code,
+each plugin gets from Slurm 24.11: no log_user in cli_filter): no Slurm daemon runs here.
+The plugins' own code,
 their HTTP calls, MUNGE credentials and file reads are real.
 """
 
@@ -35,7 +36,8 @@ def run_lua(plugin: str, calls: list[dict[str, Any]], env: dict[str, str]) -> di
         capture_output=True, text=True, env={**os.environ, **env}, timeout=60, check=False,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
-    return dict(json.loads(out.stdout))
+    # cli_filter/lua has no slurm.log_user in Slurm 24.11: the plugin writes to stderr.
+    return {**json.loads(out.stdout), "stderr": out.stderr.splitlines()}
 
 
 def env_for(server: Server, user: str) -> dict[str, str]:
@@ -61,7 +63,8 @@ def test_cli_filter_checks_then_reserves(api_server: Server) -> None:
         env_for(api_server, alice.user.name),
     )  # fmt: skip
     assert out["results"] == [0, 0], out
-    text = "\n".join(out["user"])
+    assert not out["user"], out  # nothing calls a log_user that Slurm does not provide
+    text = "\n".join(out["stderr"])
     assert "your emissions, last 28 days" in text and "this job:" in text
     assert "ALLOW" in text or "WARN" in text
     assert any("reserved" in line and "job 5551" in line for line in out["info"]), out
@@ -82,7 +85,7 @@ def test_cli_filter_honours_deny(api_server: Server) -> None:
         env_for(api_server, bob.user.name),
     )  # fmt: skip
     assert out["results"][0] == -1
-    assert any("DENY" in line for line in out["user"]), out
+    assert any("DENY" in line for line in out["stderr"]), out
     assert not any("reserved" in line for line in out["info"])  # nothing pending after deny
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
+from warehouse.integrity import orphans
 from warehouse.models import MEASURES
 
 IGNORED_FACT_COLUMNS = {"id", "inserted_at", "updated_at"}
@@ -38,6 +39,8 @@ def fact_snapshot(engine: Engine) -> dict[tuple[Any, ...], dict[str, Any]]:
     )
     out: dict[tuple[Any, ...], dict[str, Any]] = {}
     with engine.connect() as conn:
+        # The joins below would hide a row whose reference has no target: none may exist.
+        assert orphans(conn) == {}
         estimates: dict[int, list[tuple[Any, ...]]] = {}
         for est in conn.execute(co2e_sql):
             estimates.setdefault(est[0], []).append(tuple(est[1:]))

@@ -84,3 +84,43 @@ def test_copy_chunk_with_a_refused_row_lands_the_rest(pg_engine: Engine) -> None
     assert "no_poison" in result.rejected[0].reason
     assert str(records[123].job_id) in result.rejected[0].job
     assert_rollups_equal_fact_sums(pg_engine)
+
+
+def test_copy_reports_like_the_upsert_path(
+    pg_engine: Engine, postgres_server: PostgresServer
+) -> None:
+    """Repeated jobs are settled before the chunks are prepared (while an earlier chunk is
+    being written): counts, rejections (in input order) and facts equal ``write_facts``."""
+    records = synthdata.records(600, seed=23)
+    facts: list[JobFact] = [fact_from_record(r) for r in records]
+    final = msgspec.structs.replace(
+        with_energy(facts[10], 2000, "slurmdbd"), reconciliation=Reconciliation(status="match")
+    )
+    # Outranks facts[20] but is invalid: facts[20] must land.
+    broken = msgspec.structs.replace(
+        facts[20],
+        energy_it_j=None,
+        energy_origin="slurmdbd",
+        reconciliation=Reconciliation(status="match"),
+    )
+    batch = [
+        *facts,
+        facts[3],  # a replay in another chunk
+        final,  # a correction in another chunk
+        broken,
+        fact_from_record(records[30].replace(event="start")),  # ignored
+        fact_from_record(records[40].replace(cluster=None, job_id=999_999)),  # no cluster
+        fact_from_record(records[50].replace(job_name="bad\x00name", job_id=999_998)),
+    ]
+    result = copy_facts(pg_engine, batch, chunk_size=150)
+    with fresh_database(postgres_server) as url:
+        reference = make_engine(url)
+        migrate.upgrade(reference)
+        expected = write_facts(reference, batch, batch_size=150)
+        assert result == expected  # counts and the rejected jobs, in the same order
+        assert fact_snapshot(pg_engine) == fact_snapshot(reference)
+        reference.dispose()
+    # The synthetic mix already repeats some jobs (energy_update after end).
+    assert result.inserted == 600 and result.duplicates >= 2 and result.ignored == 1
+    assert len(result.rejected) == 3 and "NUL" in result.rejected[2].reason
+    assert_rollups_equal_fact_sums(pg_engine)

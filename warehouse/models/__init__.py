@@ -4,7 +4,13 @@ from warehouse.models.base import Base, table_of
 from warehouse.models.credit import LEDGER_ENTRY_TYPES, CreditAllocation, CreditLedger
 from warehouse.models.credit_indexes import CREDIT_CHECK_INDEXES
 from warehouse.models.dims import NONE, DimAccount, DimCluster, DimPartition, DimQos, DimUser
-from warehouse.models.facts import ENERGY_ORIGINS, RECONCILE_STATUSES, FactJob, FactJobCo2e
+from warehouse.models.facts import (
+    ENERGY_ORIGINS,
+    PG_UNENFORCED_FOREIGN_KEYS,
+    RECONCILE_STATUSES,
+    FactJob,
+    FactJobCo2e,
+)
 from warehouse.models.rollups import (
     COUNT_MEASURES,
     MEASURES,
@@ -22,6 +28,7 @@ __all__ = [
     "LEDGER_ENTRY_TYPES",
     "MEASURES",
     "NONE",
+    "PG_UNENFORCED_FOREIGN_KEYS",
     "RECONCILE_STATUSES",
     "SUM_MEASURES",
     "Base",

@@ -8,6 +8,7 @@ from), next to what jobcomp reported and what slurmdbd holds.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Final
 
 from sqlalchemy import (
     BigInteger,
@@ -33,6 +34,19 @@ RECONCILE_STATUSES = (
     "missing_in_db",
     "conflict",
     "unreconciled",
+)
+#: Foreign keys declared here (and enforced on SQLite) that PostgreSQL no longer enforces
+#: since revision 0003: the sink resolves every id itself, in the same transaction, and
+#: ``warehouse.integrity.orphans`` checks that no row lost its target.
+PG_UNENFORCED_FOREIGN_KEYS: Final = frozenset(
+    {
+        "fk_fact_job_cluster_id_dim_cluster",
+        "fk_fact_job_user_id_dim_user",
+        "fk_fact_job_account_id_dim_account",
+        "fk_fact_job_partition_id_dim_partition",
+        "fk_fact_job_qos_id_dim_qos",
+        "fk_fact_job_co2e_fact_id_fact_job",
+    }
 )
 
 
@@ -76,8 +90,9 @@ class FactJob(Base):
     job_db_inx: Mapped[int | None] = mapped_column(UInt64)
     job_name: Mapped[str | None] = mapped_column(Text)
     # Who and where.
-    user_id: Mapped[int] = mapped_column(ForeignKey("dim_user.id"), index=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("dim_account.id"), index=True)
+    # Not indexed alone: the credit-check indexes lead with them (revision 0003).
+    user_id: Mapped[int] = mapped_column(ForeignKey("dim_user.id"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("dim_account.id"))
     partition_id: Mapped[int] = mapped_column(ForeignKey("dim_partition.id"))
     qos_id: Mapped[int] = mapped_column(ForeignKey("dim_qos.id"))
     uid: Mapped[int | None] = mapped_column(BigInteger)

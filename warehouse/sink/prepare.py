@@ -377,6 +377,16 @@ def energy_quality(energy_it_j: int | None, jobcomp_status: str) -> str:
     return "invalid" if jobcomp_status == EnergyStatus.INVALID else "missing"
 
 
+def raw_key(fact: JobFact, default_cluster: str | None = None) -> NaturalKey | None:
+    """The natural key ``prepare`` would give ``fact`` (None when a part is missing)."""
+    rec = fact.record
+    cluster = rec.cluster or default_cluster
+    epoch = _epoch(rec.submit_time)
+    if not cluster or epoch is None:
+        return None
+    return (cluster, rec.job_id, epoch)
+
+
 def prepare_all(
     facts: Iterable[JobFact], default_cluster: str | None = None
 ) -> tuple[list[PreparedFact], list[tuple[str, str]], int]:

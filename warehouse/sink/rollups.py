@@ -1,4 +1,5 @@
-"""Shell: add roll-up deltas to the roll-up tables (INSERT ... ON CONFLICT DO UPDATE x + d)."""
+"""Shell: add roll-up deltas to the roll-up tables (INSERT ... ON CONFLICT DO UPDATE x + d;
+on PostgreSQL from a COPYed staging table, ``pgcopy.upsert_rollups``)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from warehouse.models import (
 )
 from warehouse.sink.delta import RollupDelta
 from warehouse.sink.dims import insert_for
+from warehouse.sink.pgcopy import upsert_rollups
 
 #: roll-up table -> (table, dimension column, period column)
 ROLLUP_KEYS: Final[dict[str, tuple[Table, str, str]]] = {
@@ -40,9 +42,13 @@ def delta_rows(delta: RollupDelta, table_name: str) -> list[dict[str, Any]]:
 
 def apply_rollups(conn: Connection, delta: RollupDelta) -> None:
     """Add ``delta`` to the roll-up tables inside the caller's transaction."""
+    postgres = conn.dialect.name == "postgresql"
     for name, (table, dim, period) in ROLLUP_KEYS.items():
         rows = delta_rows(delta, name)
         if not rows:
+            continue
+        if postgres:
+            upsert_rollups(conn, name, dim, period, [tuple(r.values()) for r in rows])
             continue
         stmt = insert_for(conn, table)
         stmt = stmt.on_conflict_do_update(

@@ -1,5 +1,6 @@
 """The stream seam: a state snapshot of topic messages -> lookup -> enrich."""
 
+import contextlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -7,9 +8,17 @@ from typing import Any
 import orjson
 import pytest
 
-from consumers.enrich.adapter import make_stage, pue_point
+from consumers.enrich.adapter import (
+    StateLookup,
+    intensity_point,
+    lookup_from_state,
+    make_stage,
+    pue_point,
+)
 from consumers.enrich.codec import encode_point
+from consumers.enrich.lookup import InMemoryLookup
 from consumers.enrich.model import IntensityPoint, SeriesError
+from consumers.enrich.stage import enrich
 from jobcarbon.settings import Settings
 from schemas.fact import fact_from_record
 from schemas.job import EnergyStatus, JobRecord
@@ -81,3 +90,102 @@ def test_bad_power_point() -> None:
                 "it_power_w": 0,
             }
         )
+
+
+def doc(zone: str, hour: int, value: float, provider: str = "electricitymaps") -> dict[str, Any]:
+    return orjson.loads(
+        encode_point(
+            IntensityPoint(
+                provider=provider,
+                zone=zone,
+                signal="average",
+                basis="lifecycle",
+                start_at=T0 + timedelta(hours=hour),
+                end_at=T0 + timedelta(hours=hour + 1),
+                value_g_per_kwh=value,
+            )
+        )
+    )
+
+
+def pue_doc(site: str, hour: int, pue: float) -> dict[str, Any]:
+    start = T0 + timedelta(hours=hour)
+    return {
+        "site": site,
+        "start_at": start.isoformat(),
+        "end_at": (start + timedelta(hours=1)).isoformat(),
+        "pue": pue,
+    }
+
+
+def loaded_one_by_one(state: State) -> InMemoryLookup:
+    """The lookup as the adapter first built it: every message of every list, in order."""
+    lookup = InMemoryLookup()
+    for docs in state.intensity.values():
+        for d in docs:
+            with contextlib.suppress(SeriesError):
+                lookup.add([intensity_point(d)])
+    for docs in state.power.values():
+        for d in docs:
+            with contextlib.suppress(SeriesError):
+                lookup.add_pue([pue_point(d)])
+    return lookup
+
+
+def contents(lookup: InMemoryLookup) -> tuple[Any, ...]:
+    far = (T0 - timedelta(days=9), T0 + timedelta(days=9))
+    series = [(p, z) for p in ("electricitymaps", "ukci") for z in ("SE", "FR", "GB")]
+    return (
+        *(lookup.points(p, z, "average", *far) for p, z in series),
+        *(lookup.pue_points(s, *far) for s in ("dc", "dc2")),
+    )
+
+
+def test_state_lookup_follows_snapshots_and_keeps_unchanged_indexes() -> None:
+    se = [doc("SE", h, 100 + h) for h in range(48)]
+    fr = [doc("FR", h, 50 + h) for h in range(48)]
+    dc = [pue_doc("dc", h, 1.1) for h in range(48)]
+    held = StateLookup()
+    snapshots = [
+        State(intensity={"SE": se, "FR": fr}, power={"dc": dc}),
+        State(intensity={"SE": se, "FR": fr}, power={"dc": dc}),  # same lists
+        State(intensity={"SE": [*se, doc("SE", 48, 7)], "FR": fr}, power={"dc": dc}),  # a point
+        State(intensity={"SE": [doc("SE", 0, 999), *se[1:]], "FR": fr}, power={"dc": dc[:10]}),
+        State(intensity={"FR": fr, "GB": [doc("GB", 3, 1, "ukci")]}, power={"dc2": dc[:3]}),
+        # two lists feeding one series (inconsistent, but must equal a fresh load)
+        State(intensity={"FR": fr, "X": [doc("FR", 2, 5), doc("FR", 60, 6)]}, power={}),
+        State(intensity={"FR": fr}, power={"dc": dc}),
+    ]
+    index_fr = None
+    for i, state in enumerate(snapshots):
+        lookup = held.update(state)
+        assert contents(lookup) == contents(loaded_one_by_one(state)), i
+        assert contents(lookup_from_state(state)) == contents(lookup), i
+        built = lookup.step_index(
+            "electricitymaps", "FR", "average", "dc", nearest_s=0, static_pue=1
+        )
+        if i in (1, 2):  # FR and site dc unchanged since the previous snapshot
+            assert built is index_fr
+        if i == 3:  # dc changed
+            assert built is not index_fr
+        index_fr = built
+
+
+def test_stage_over_successive_snapshots_equals_a_fresh_load() -> None:
+    settings = Settings(carbon={"clusters": {"c": {"zone": "SE", "site": "dc"}}})  # type: ignore[arg-type]
+    stage = make_stage(settings, lambda: T0)
+    se = [doc("SE", h, 100 + 10 * h) for h in range(24)]
+    states = [
+        State(intensity={"SE": se}, power={"dc": [pue_doc("dc", 1, 1.5)]}),
+        State(
+            intensity={"SE": [doc("SE", 0, 900), *se[1:]]}, power={"dc": [pue_doc("dc", 1, 1.5)]}
+        ),
+    ]
+    record = JobRecord(cluster="c", job_id=1, submit_time=T0, start_time=T0 + timedelta(minutes=30),
+                       end_time=T0 + timedelta(hours=5), energy_j=3_600_000,
+                       energy_status=EnergyStatus.MEASURED)  # fmt: skip
+    for state in states:
+        got = stage(fact_from_record(record), state)
+        fresh = loaded_one_by_one(state)
+        want = enrich(fact_from_record(record), fresh, fresh, settings, T0)
+        assert got == want

@@ -2,8 +2,11 @@
 
 from datetime import UTC, datetime, timedelta
 
+import msgspec
+
 from consumers.enrich.lookup import InMemoryLookup
-from consumers.enrich.model import AnnualFactor, IntensityPoint
+from consumers.enrich.model import AnnualFactor, IntensityPoint, PuePoint
+from consumers.enrich.prefix import StepIndex, micros
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -49,3 +52,29 @@ def test_annual_picks_year_then_earlier_then_undated() -> None:
     lk.add_annual([AnnualFactor(provider="s", zone="FRA", year=None, value_g_per_kwh=60)])
     assert lk.annual("FRA", 2010).value_g_per_kwh == 60  # type: ignore[union-attr]
     assert lk.annual("XX", 2010) is None
+
+
+def test_step_index_is_cached_and_rebuilt_after_a_change() -> None:
+    lk = InMemoryLookup()
+    lk.add([point(0, 100), point(1, 200)])
+
+    def index() -> StepIndex:
+        built = lk.step_index("p", "Z", "average", "s", nearest_s=0.0, static_pue=1.5)
+        assert built is not None
+        return built
+
+    def factor(built: StepIndex) -> float:
+        # the first hour: intensity x PUE
+        return built.integrate(micros(T0), micros(T0 + timedelta(hours=1)), 475, "default")[0]
+
+    first = index()
+    assert index() is first and factor(first) == 150
+    lk.add([point(0, 120)])  # a revision
+    assert factor(index()) == 180
+    lk.add_pue([PuePoint(site="s", start_at=T0, end_at=T0 + timedelta(hours=1), pue=1.25)])
+    assert factor(index()) == 150
+    lk.add([point(0, 60), point(0, 50)])  # revision of a revision
+    assert factor(index()) == 62.5
+    # a two-hour point overlapping the next one: only the general path can resolve that
+    lk.add([msgspec.structs.replace(point(0, 1), end_at=T0 + timedelta(hours=2))])
+    assert lk.step_index("p", "Z", "average", "s", nearest_s=0.0, static_pue=1.5) is None

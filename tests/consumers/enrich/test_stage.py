@@ -1,7 +1,10 @@
 """The enrich stage on hand-computed jobs (real Electricity Maps DE history)."""
 
+import math
+import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -205,3 +208,62 @@ def test_jobs_without_a_run() -> None:
     )
     with pytest.raises(EnrichError, match="end_time"):
         enrich(bad, lk, lk, Settings(), NOW)
+
+
+class SweepOnly:
+    """The lookup behind a plain protocol implementation: the stage takes its general path
+    (window of points, then the sweep) instead of the cumulative index."""
+
+    def __init__(self, inner: InMemoryLookup) -> None:
+        self.inner = inner
+
+    def points(self, *args: Any) -> Any:
+        return self.inner.points(*args)
+
+    def annual(self, zone: str, year: int) -> Any:
+        return self.inner.annual(zone, year)
+
+    def pue_points(self, *args: Any) -> Any:
+        return self.inner.pue_points(*args)
+
+
+def close(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-15)
+
+
+def test_index_path_equals_the_sweep_path(lookup: InMemoryLookup) -> None:
+    # Measured PUE with a gap, then random runs (short, long, zero-length, outside the
+    # history, on boundaries) under three nearest limits: every footprint field agrees.
+    lookup.add_pue(
+        PuePoint(site="cscs", start_at=START + timedelta(minutes=30 * i),
+                 end_at=START + timedelta(minutes=30 * i + 30), pue=1.1 + 0.01 * (i % 7))
+        for i in range(-40, 60) if i % 9
+    )  # fmt: skip
+    sweep = SweepOnly(lookup)
+    rng = random.Random(5)
+    for nearest_s in (0.0, 1800.0, 7200.0):
+        cfg = settings(nearest_limit_s=nearest_s)
+        for _ in range(120):
+            start = START + timedelta(seconds=rng.randrange(-4 * 86400, 3 * 86400))
+            if rng.random() < 0.2:
+                start = start.replace(minute=0, second=0)
+            hours = rng.choice((0.0, rng.uniform(0, 0.1), rng.uniform(0, 60)))
+            job = fact(rng.choice((None, 3_600_000)), start, hours)
+            fast = enrich(job, lookup, lookup, cfg, NOW).footprint
+            slow = enrich(job, sweep, sweep, cfg, NOW).footprint  # type: ignore[arg-type]
+            assert fast is not None and slow is not None
+            assert (fast.site, fast.pue_source) == (slow.site, slow.pue_source)
+            for name in ("pue_factor", "pue_coverage", "energy_facility_j"):
+                assert close(getattr(fast, name), getattr(slow, name)), name
+            for f, s in zip(fast.estimates, slow.estimates, strict=True):
+                assert (f.provider, f.signal, f.basis, f.fallback) == (
+                    s.provider,
+                    s.signal,
+                    s.basis,
+                    s.fallback,
+                )
+                for name in ("factor_g_per_kwh_it", "intensity_g_per_kwh", "coverage",
+                             "estimated_share", "co2e_g"):  # fmt: skip
+                    assert close(getattr(f, name), getattr(s, name)), name

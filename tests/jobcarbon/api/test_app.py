@@ -28,7 +28,7 @@ def test_check_returns_the_numbers(api: Api) -> None:
         out["past_co2e_g"] + out["running_co2e_g"] + out["predicted_co2e_g"]
     )
     assert out["available_credit_kg"] == pytest.approx(1_000_000 - out["used_kg"])
-    assert out["equivalents"]["train_km"]["value"] == pytest.approx(out["predicted_co2e_g"] / 35.49)
+    assert out["equivalents"]["train_km"]["value"] == pytest.approx(out["predicted_co2e_g"] / 35.46)
     assert "DESNZ" in out["equivalents"]["train_km"]["source"]
 
 

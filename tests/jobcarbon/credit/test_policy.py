@@ -121,6 +121,6 @@ def test_carry_over_is_capped_and_never_negative() -> None:
 
 def test_equivalents() -> None:
     policy = parse_policy(EXAMPLE.read_text())
-    eq = equivalents(3549.0, policy.equivalences)
-    assert eq["train_km"] == pytest.approx(100.0)  # 35.49 g per passenger-km
-    assert eq["flight_km"] == pytest.approx(3549.0 / 88.0)
+    eq = equivalents(3546.0, policy.equivalences)
+    assert eq["train_km"] == pytest.approx(100.0)  # 35.46 g per passenger-km (DESNZ 2024)
+    assert eq["flight_km"] == pytest.approx(3546.0 / 88.0)

@@ -1,0 +1,105 @@
+"""A lean closed-loop HTTP/1.1 load client for bench.credit: ``concurrency`` keep-alive
+connections, each sending its next request as soon as the previous answer is read. Requests
+are pre-encoded bytes (a fresh MUNGE credential each), so the client spends a few tens of
+microseconds per request and leaves the cores to the server under test."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import time
+from collections.abc import Sequence
+
+
+def encode_check(host: str, body: dict[str, object], credential: str) -> bytes:
+    """One ``POST /v1/check`` as raw HTTP/1.1 bytes (keep-alive)."""
+    payload = json.dumps(body, separators=(",", ":")).encode()
+    head = (
+        f"POST /v1/check HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"X-Munge-Credential: {credential}\r\nContent-Length: {len(payload)}\r\n\r\n"
+    )
+    return head.encode() + payload
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    return status, await reader.readexactly(length)
+
+
+async def _drive(
+    host: str, port: int, requests: Sequence[bytes], concurrency: int
+) -> tuple[list[float], list[str], float]:
+    latencies: list[float] = []
+    errors: list[str] = []
+    it = iter(range(len(requests)))
+
+    # Connect one at a time: a burst of connects lets the first worker process to wake accept
+    # most of them, and keep-alive connections stay where they were accepted.
+    streams = []
+    for _ in range(concurrency):
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        streams.append((reader, writer))
+        await asyncio.sleep(0.002)
+
+    async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            for i in it:
+                started = time.perf_counter()
+                writer.write(requests[i])
+                status, body = await _read_response(reader)
+                latencies.append(time.perf_counter() - started)
+                if status != 200:
+                    errors.append(f"{status}: {body[:200]!r}")
+        finally:
+            writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(connection(r, w) for r, w in streams))
+    return latencies, errors, time.perf_counter() - started
+
+
+def run(
+    host: str, port: int, requests: Sequence[bytes], concurrency: int
+) -> tuple[list[float], list[str], float]:
+    """(latencies s, non-200 answers, wall s) of ``requests`` over ``concurrency`` connections."""
+    try:
+        import uvloop
+
+        return uvloop.run(_drive(host, port, requests, concurrency))
+    except ImportError:
+        return asyncio.run(_drive(host, port, requests, concurrency))
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU time consumed so far by ``pids`` (Linux /proc)."""
+    tick = float(os.sysconf("SC_CLK_TCK"))
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
+def children(pid: int) -> list[int]:
+    """``pid`` and its descendants (Linux /proc)."""
+    found = [pid]
+    for p in found:
+        try:
+            with open(f"/proc/{p}/task/{p}/children") as fh:
+                found += [int(c) for c in fh.read().split()]
+        except FileNotFoundError:
+            continue
+    return found
