@@ -7,11 +7,15 @@ Prints, all measured in the same run on the same broker:
     from each record's produce time to its ``fact_job.inserted_at``;
   * the ratio of pipeline throughput to a bare confluent-kafka consume + ``json.loads`` of
     the same backlog (the baseline);
+  * CPU time per record (user + system) of the worker processes over the throughput run,
+    against the baseline's ``time.process_time()`` per record: far less sensitive to a
+    loaded machine than the wall-clock rates;
   * each worker's peak resident memory (``VmHWM``).
 Targets: >= 10k records/s per worker, p95 <= 2 s at 1k/s, <= 300 MB per worker.
 
-Run: ``python -m bench.stream [--records N] [--workers W] [--warehouse-url URL]``. The
-warehouse is a SQLite file unless ``--warehouse-url`` names a PostgreSQL database.
+Run: ``python -m bench.stream [--records N] [--workers W] [--warehouse sqlite|postgres]
+[--warehouse-url URL]``. By default the bench starts a throw-away PostgreSQL 15 (as
+``bench._services``: fsync off) and one worker; ``--warehouse sqlite`` uses a SQLite file.
 """
 
 from __future__ import annotations
@@ -19,7 +23,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import statistics
+import subprocess
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,22 +56,30 @@ def messages(n: int, seed: int, cluster: str) -> list[tuple[bytes | None, bytes,
     return out
 
 
-def baseline_rate(kafka: KafkaSettings, n: int) -> float:
-    """Bare confluent-kafka consume + json.loads of ``n`` records (a fresh group)."""
+def baseline_rate(kafka: KafkaSettings, n: int) -> tuple[float, float]:
+    """Bare confluent-kafka consume + json.loads of ``n`` records (a fresh group):
+    (records/s wall, CPU seconds per record of this process)."""
     consumer = Consumer(consumer_config(kafka, group=f"bench-baseline-{time.time()}"))
     consumer.subscribe([kafka.topic_jobcomp])
-    seen, start = 0, None
+    seen, start, cpu_start = 0, None, 0.0
     while seen < n:
         for msg in consumer.consume(1000, 1.0):
             if msg.error():
                 continue
             if start is None:
-                start = time.perf_counter()
+                start, cpu_start = time.perf_counter(), time.process_time()
             with contextlib.suppress(ValueError):
                 json.loads(msg.value().rstrip(b"\x00"))
             seen += 1
+    cpu = time.process_time() - cpu_start
     consumer.close()
-    return n / (time.perf_counter() - (start or time.perf_counter()))
+    return n / (time.perf_counter() - (start or time.perf_counter())), cpu / n
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (``/proc/PID/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def count_facts(url: str, cluster: str | None = None) -> int:
@@ -94,6 +109,20 @@ def wait_count(
             return time.monotonic()
         time.sleep(0.5)
     raise SystemExit(f"timed out: {count_facts(url, cluster)} of {want} facts after {timeout_s} s")
+
+
+def stage_seconds(port: int) -> dict[str, float]:
+    """Seconds a worker spent per stage (``jobcarbon_stage_batch_seconds_sum``)."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        body = response.read().decode()
+    out: dict[str, float] = {}
+    for line in body.splitlines():
+        if line.startswith("jobcarbon_stage_batch_seconds_sum{"):
+            stage = line.split('stage="', 1)[1].split('"', 1)[0]
+            out[stage] = float(line.split()[-1])
+    return out
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -147,49 +176,90 @@ def latency_run(stack: LocalStack, url: str, rate: float, seconds: float) -> lis
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, default=100_000)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--rate", type=float, default=1000.0, help="offered load, records/s")
     parser.add_argument("--latency-seconds", type=float, default=20.0)
-    parser.add_argument("--warehouse-url", default=None, help="PostgreSQL URL (default SQLite)")
+    parser.add_argument("--warehouse", choices=["postgres", "sqlite"], default="postgres")
+    parser.add_argument("--warehouse-url", default=None, help="an existing PostgreSQL URL")
     args = parser.parse_args()
 
+    with contextlib.ExitStack() as stack:
+        url = args.warehouse_url
+        if url is None and args.warehouse == "postgres":
+            from bench._services import start_postgres
+
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-pg-")))
+            url, stop = start_postgres(tmp)
+            stack.callback(subprocess.run, stop, check=False, capture_output=True)
+        run(args, url)
+
+
+def run(args: argparse.Namespace, warehouse_url: str | None) -> None:
+    """The throughput, latency and memory runs against one broker and warehouse."""
     settings = Settings()
     settings = settings.model_copy(
         update={"kafka": settings.kafka.model_copy(update={"consumer_group": "bench"})}
     )
     backlog = messages(args.records, 1, "benchtp")
     want = expected_jobs(v for _, v, _ in backlog)
-    with local_stack(settings, workers=0, warehouse_url=args.warehouse_url) as stack:
+    with local_stack(settings, workers=0, warehouse_url=warehouse_url) as stack:
         url = stack.settings.warehouse.url
         kafka = stack.settings.kafka
-        backend = "PostgreSQL" if url.startswith("postgres") else "SQLite (no PostgreSQL URL given)"
+        backend = "PostgreSQL" if url.startswith("postgres") else "SQLite"
         print(
             f"warehouse: {backend}; broker: tansu (memory) {kafka.bootstrap_servers}; "
-            f"{kafka.partitions} partitions; {args.workers} worker process(es)"
+            f"{kafka.partitions} partitions; {args.workers} worker process(es); "
+            f"{args.records:,} records, {want:,} distinct finished jobs"
         )
         producer = Producer(kafka)
         for key, value, headers in backlog:
             producer.produce(kafka.topic_jobcomp, value, key=key, headers=headers)
         producer.flush()
-        base = baseline_rate(kafka, len(backlog))
-        print(f"baseline  confluent-kafka consume + json.loads: {base:,.0f} records/s")
+        base, base_cpu = baseline_rate(kafka, len(backlog))
+        print(
+            f"baseline  confluent-kafka consume + json.loads: {base:,.0f} records/s, "
+            f"{base_cpu * 1e6:.1f} us CPU per record"
+        )
 
         started = time.monotonic()
         for _ in range(args.workers):
             stack.start_worker()
         first_deadline = time.monotonic() + 120
-        while count_facts(url) == 0 and time.monotonic() < first_deadline:
+        landed_first = 0
+        while landed_first == 0 and time.monotonic() < first_deadline:
             stack.check_workers()
-            time.sleep(0.2)
+            time.sleep(0.05)
+            landed_first = count_facts(url)
         first = time.monotonic()
+        cpu_first = [cpu_seconds(p.pid) for p in stack.workers]
         done = wait_count(stack, url, want, 3600)
-        rate = want / (done - first)
+        cpu_done = [cpu_seconds(p.pid) for p in stack.workers]
+        # Measured from the first landed batch on: startup, group join and that batch's
+        # records are excluded from both the rate and the CPU time per record.
+        measured = want - landed_first
+        rate = measured / (done - first)
         print(
             f"pipeline  {want:,} facts landed: {rate:,.0f} records/s end to end "
-            f"({rate / args.workers:,.0f} per worker; group join + first batch "
-            f"{first - started:.1f} s excluded, {want / (done - started):,.0f}/s including)"
+            f"({rate / args.workers:,.0f} per worker; group join + first batch of "
+            f"{landed_first:,} {first - started:.1f} s excluded, "
+            f"{want / (done - started):,.0f}/s including)"
         )
         print(f"ratio     pipeline / baseline: {rate / base:.3f}")
+        cpu_per_record = sum(b - a for a, b in zip(cpu_first, cpu_done, strict=True)) / measured
+        print(
+            f"cpu       workers: {cpu_per_record * 1e6:.0f} us CPU per record "
+            f"(= {1 / cpu_per_record:,.0f} records per worker CPU-second); "
+            f"{cpu_per_record / base_cpu:.1f}x the baseline's CPU per record"
+        )
+
+        for i, port in enumerate(stack.metrics_ports):
+            split = stage_seconds(port)
+            print(
+                f"split     worker {i}: "
+                + ", ".join(f"{stage} {sec:.1f} s" for stage, sec in sorted(split.items()))
+                + " (ingest: consume to facts, pure stages; sink: warehouse write, "
+                "dead letters, flush, commit)"
+            )
 
         latencies = latency_run(stack, url, args.rate, args.latency_seconds)
         q = statistics.quantiles(latencies, n=100)

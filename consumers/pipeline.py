@@ -135,3 +135,46 @@ def split(
     for result in results:
         (rejections if isinstance(result, Rejection) else facts).append(result)  # type: ignore[arg-type]
     return facts, rejections
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """What one batch of raw records became, each list in input order. ``records`` are the
+    normalized ones (for ``jobs.normalized``) with their input index; ``facts`` the ones that
+    passed every stage, with theirs; ``rejected`` holds (input index, stage, rejection),
+    stage ``ingest`` for the normalizer's reasons and ``sink`` for enrich/reconcile."""
+
+    records: list[tuple[int, JobRecord]]
+    facts: list[tuple[int, JobFact]]
+    rejected: list[tuple[int, str, Rejection]]
+
+
+RawItem = tuple[bytes | None, bytes | None, Mapping[str, bytes] | None]
+
+
+def process_batch(
+    items: Iterable[RawItem],
+    state: EnrichmentState,
+    stages: Stages | None = None,
+    *,
+    default_cluster: str | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> BatchResult:
+    """Every stage for a batch of raw ``(value, key, headers)``: the same ``ingest`` and
+    ``to_fact`` per record as ``process``, with one ``state`` for the whole batch."""
+    stages = stages or Stages()
+    result = BatchResult([], [], [])
+    for index, (value, key, headers) in enumerate(items):
+        record = ingest(
+            value, default_cluster=default_cluster, headers=headers, key=key, max_bytes=max_bytes
+        )
+        if isinstance(record, Rejection):
+            result.rejected.append((index, "ingest", record))
+            continue
+        result.records.append((index, record))
+        fact = to_fact(record, state, stages)
+        if isinstance(fact, Rejection):
+            result.rejected.append((index, "sink", fact))
+        else:
+            result.facts.append((index, fact))
+    return result

@@ -28,6 +28,9 @@ class TopicFollower:
         self._topics = list(topics)
         self._on_message = on_message
         self._stop = threading.Event()
+        #: Set once every partition was read to its end as of the start (faust's table
+        #: recovery): records enriched before that would miss state already published.
+        self.caught_up = threading.Event()
         self._thread = threading.Thread(target=self._run, name="state-follower", daemon=True)
 
     def start(self) -> None:
@@ -40,7 +43,8 @@ class TopicFollower:
         if self._thread.is_alive():
             self._thread.join(timeout_s)
 
-    def _assign(self, consumer: Consumer) -> None:
+    def _assign(self, consumer: Consumer) -> set[tuple[str, int]]:
+        """Assign every partition from offset 0; the ones still to read to their end."""
         partitions = []
         metadata = consumer.list_topics(timeout=10)
         for topic in self._topics:
@@ -49,23 +53,34 @@ class TopicFollower:
                 continue
             partitions += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions]
         consumer.assign(partitions)
+        return {(tp.topic, tp.partition) for tp in partitions}
 
     def _run(self) -> None:
         consumer = Consumer(
             client_config(
                 self._kafka,
-                **{"group.id": "jobcarbon-state-follower", "enable.auto.commit": False},
+                **{
+                    "group.id": "jobcarbon-state-follower",
+                    "enable.auto.commit": False,
+                    "enable.partition.eof": True,
+                },
             )
         )
         try:
-            self._assign(consumer)
+            behind = self._assign(consumer)
+            if not behind:
+                self.caught_up.set()
             while not self._stop.is_set():
                 msg = consumer.poll(0.5)
                 if msg is None:
                     continue
                 error = msg.error()
                 if error is not None:
-                    if error.code() != KafkaError._PARTITION_EOF:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        behind.discard((str(msg.topic()), int(msg.partition() or 0)))
+                        if not behind:
+                            self.caught_up.set()
+                    else:
                         log.warning("state topic error: %s", error)
                     continue
                 try:

@@ -62,6 +62,7 @@ class Producer:
         key: bytes | None = None,
         headers: Headers | None = None,
         partition: int | None = None,
+        timestamp_ms: int | None = None,
     ) -> None:
         """Queue one record; its delivery is counted in ``report``."""
         kwargs: dict[str, Any] = {"key": key, "on_delivery": self._on_delivery}
@@ -69,6 +70,8 @@ class Producer:
             kwargs["headers"] = list(headers)
         if partition is not None:
             kwargs["partition"] = partition
+        if timestamp_ms:
+            kwargs["timestamp"] = timestamp_ms
         for attempt in range(self._retries + 1):
             try:
                 self._producer.produce(topic, value, **kwargs)

@@ -1,49 +1,83 @@
-"""The faust app factory: topics, agents (one per stage), the metrics page, state feed.
+"""The faust app factory: the worker's hot path as a service, the metrics page, state feed.
 
 ``create_app(settings, writer=...)`` builds everything from one settings object; nothing
-happens at import time. Agents are thin: they decode messages, call ``consumers.pipeline``,
-and send or write the results. Offsets: ``take_events`` acks a batch only after the agent
-body has finished with it, and the sink agent returns only after the database commit, so a
-committed offset always means the facts are in the warehouse (a crash replays; the sink is
-idempotent on the natural key).
+happens at import time. The records themselves do not go through faust agents: the per-event
+path of faust/aiokafka capped a worker at about 1k records/s, so the hot path
+(``consumers.stream.hot_path``) consumes ``slurm.jobcomp`` in batches with confluent-kafka,
+runs the pure stages, writes through the warehouse sink and commits offsets only after the
+database commit. faust runs it as a service on its own thread and serves ``/metrics``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import time
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import faust
+from mode import Service
 
 from consumers import pipeline
-from consumers.ingest import Rejection
 from consumers.kafka.config import faust_broker_settings
 from consumers.kafka.follower import TopicFollower
-from consumers.kafka.serializers import dlq_message, header_map, normalized_message
-from consumers.sink import FactWriter, SinkRejection, job_label, write_isolating
+from consumers.sink import FactWriter
+from consumers.stream.hot_path import SINK_REJECTED, HotPath
 from consumers.stream.metrics import StreamMetrics
 from consumers.stream.state import LocalState
 from jobcarbon.settings import Settings
-from schemas.avro_codec import decode_job_record
-from schemas.fact import JobFact
-from schemas.job import JobRecordError
 
 log = logging.getLogger(__name__)
 
-#: Reason codes the stream adds to the ingest ones.
-UNDECODABLE_AVRO = "undecodable_avro"
-SINK_REJECTED = "sink_rejected"
-_MAX_BACKOFF_S = 30.0
+__all__ = ["SINK_REJECTED", "HotPathService", "StreamApp", "create_app"]
+
+
+class HotPathService(Service):
+    """Runs ``HotPath.run`` on a thread for the app's life, after the state follower read
+    the state topics to their end; stopping lets the batch in hand finish (or stay
+    uncommitted), and a loop that dies crashes the worker."""
+
+    def __init__(
+        self, hot_path: HotPath, follower: TopicFollower | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.hot_path = hot_path
+        self.follower = follower
+        self._stop_loop = threading.Event()
+        self._thread: asyncio.Future[None] | None = None
+
+    async def on_start(self) -> None:
+        loop = asyncio.get_running_loop()
+        ready = None
+        if self.follower is not None:
+            self.follower.start()
+            ready = self.follower.caught_up
+        self._thread = loop.run_in_executor(None, self.hot_path.run, self._stop_loop, ready)
+        self.add_future(self._watch(self._thread))
+
+    async def _watch(self, thread: asyncio.Future[None]) -> None:
+        try:
+            await asyncio.shield(thread)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("the hot path failed")
+            await self.crash(exc)
+
+    async def on_stop(self) -> None:
+        self._stop_loop.set()
+        if self._thread is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._thread), timeout=120)
+        if self.follower is not None:
+            self.follower.stop()
 
 
 class StreamApp:
-    """The app and what its agents share (metrics, state, positions for lag)."""
+    """The faust app and what its services share (metrics, enrichment state)."""
 
     def __init__(
         self,
@@ -62,16 +96,17 @@ class StreamApp:
         self.stages = stages or pipeline.stages_for(settings, clock=lambda: datetime.now(UTC))
         self.metrics = StreamMetrics()
         self.state = LocalState(kafka.topic_intensity, kafka.topic_power)
-        self.positions: dict[tuple[str, int], int] = {}
         self.follower = (
             TopicFollower(kafka, [kafka.topic_intensity, kafka.topic_power], self.state.apply)
             if follow_state
             else None
         )
-        # One thread for database writes: writes are sequential per worker anyway.
-        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink")
+        self.hot_path = HotPath(
+            settings, writer=writer, stages=self.stages, state=self.state, metrics=self.metrics
+        )
+        # faust's own group (its leader topic) must not be the hot path's consumer group.
         self.app = faust.App(
-            kafka.consumer_group,
+            f"{kafka.consumer_group}-faust",
             **faust_broker_settings(kafka),
             datadir=str(datadir),
             web_port=kafka.worker_web_port if web_port is None else web_port,
@@ -83,175 +118,23 @@ class StreamApp:
             store="memory://",
             logging_config=log_config,
             producer_linger=0.005,
-            stream_buffer_maxsize=max(4096, 4 * kafka.sink_batch_max),
         )
-
-        def topic(name: str) -> Any:
-            return self.app.topic(
-                name,
-                key_type=bytes,
-                value_type=bytes,
-                key_serializer="raw",
-                value_serializer="raw",
-                partitions=kafka.partitions,
-            )
-
-        self.raw = topic(kafka.topic_jobcomp)
-        self.normalized = topic(kafka.topic_normalized)
-        self.dlq = topic(kafka.topic_dlq)
-        self.app.agent(self.raw, name="ingest")(self.ingest_agent)
-        self.app.agent(self.normalized, name="sink")(self.sink_agent)
 
         async def metrics_view(view: Any, request: Any) -> Any:  # faust binds ``view``
             return await self.metrics_page(view, request)
 
         self.app.page("/metrics")(metrics_view)
-        self.app.task(self.start_state)
-
-    # -- shells ---------------------------------------------------------------------------
-
-    async def ingest_agent(self, stream: Any) -> None:
-        """slurm.jobcomp -> jobs.normalized (Avro, keyed) or slurm.jobcomp.dlq."""
-        kafka = self.settings.kafka
-        default_cluster = self.settings.default_cluster
-        m = self.metrics
-        async for events in stream.take_events(kafka.sink_batch_max, kafka.sink_batch_within_s):
-            started = time.perf_counter()
-            m.records_in.labels("ingest").inc(len(events))
-            for event in events:
-                message = event.message
-                result = pipeline.ingest(
-                    event.value,
-                    default_cluster=default_cluster,
-                    headers=header_map(event.headers),
-                    key=event.key if isinstance(event.key, bytes) else None,
-                    max_bytes=kafka.max_record_bytes,
-                )
-                if isinstance(result, Rejection):
-                    await self._dead_letter("ingest", result, message)
-                else:
-                    key, value, headers = normalized_message(result)
-                    await self.normalized.send(
-                        key=key, value=value, headers=headers, timestamp=message.timestamp
-                    )
-                    m.records_out.labels("ingest").inc()
-                self.positions[(message.topic, message.partition)] = message.offset
-            m.stage_seconds.labels("ingest").observe(time.perf_counter() - started)
-
-    async def sink_agent(self, stream: Any) -> None:
-        """jobs.normalized -> enrich -> reconcile -> warehouse, in batches."""
-        kafka = self.settings.kafka
-        m = self.metrics
-        async for events in stream.take_events(kafka.sink_batch_max, kafka.sink_batch_within_s):
-            started = time.perf_counter()
-            m.records_in.labels("sink").inc(len(events))
-            snapshot = self.state.snapshot()
-            facts: list[JobFact] = []
-            dead: list[tuple[Rejection, Any]] = []
-            for event in events:
-                try:
-                    record = decode_job_record(event.value)
-                except (JobRecordError, TypeError, KeyError) as exc:
-                    detail = f"{type(exc).__name__}: {exc}"
-                    dead.append((Rejection(UNDECODABLE_AVRO, detail, event.value), event.message))
-                    continue
-                result = pipeline.to_fact(record, snapshot, self.stages)
-                if isinstance(result, Rejection):
-                    dead.append((result, event.message))
-                else:
-                    facts.append(result)
-            rejected = await self._write(facts)
-            if rejected:
-                raw_of = {job_label(f): f.record.to_json() for f in facts}
-                for job, reason in rejected:
-                    raw = raw_of.get(job, job.encode())
-                    dead.append((Rejection(SINK_REJECTED, reason, raw), None))
-            for rejection, message in dead:
-                await self._dead_letter("sink", rejection, message)
-            m.records_out.labels("sink").inc(len(facts) - len(rejected))
-            now = time.time()
-            for event in events:
-                message = event.message
-                self.positions[(message.topic, message.partition)] = message.offset
-                if message.timestamp:
-                    m.end_to_end_seconds.observe(max(0.0, now - message.timestamp))
-            m.stage_seconds.labels("sink").observe(time.perf_counter() - started)
+        # A dependency starts with the app itself, not after faust's own group join and
+        # table recovery (about 3 s on tansu): the two group joins overlap.
+        self.app.add_dependency(HotPathService(self.hot_path, self.follower))
 
     async def metrics_page(self, web: Any, request: Any) -> Any:
-        """``GET /metrics``: Prometheus text format, lag refreshed at scrape time."""
-        self._update_lag()
+        """``GET /metrics``: Prometheus text format (the hot path refreshes the lag)."""
         # aiohttp refuses parameters in content_type=; the full type goes in as a header.
         return web.bytes(
             self.metrics.render(),
             headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
         )
-
-    async def start_state(self) -> None:
-        """Start following the state topics (a background thread) for the worker's life."""
-        if self.follower is None:
-            return
-        self.follower.start()
-        try:
-            while True:
-                await asyncio.sleep(3600)
-        finally:
-            self.follower.stop()
-
-    # -- helpers --------------------------------------------------------------------------
-
-    async def _dead_letter(self, stage: str, rejection: Rejection, message: Any) -> None:
-        source = f"{message.topic}/{message.partition}/{message.offset}" if message else f"{stage}"
-        value, headers = dlq_message(rejection, source)
-        await self.dlq.send(value=value, headers=headers)
-        self.metrics.dead_lettered.labels(stage, rejection.reason).inc()
-        log.warning(
-            "dead-lettered",
-            extra={
-                "stage": stage,
-                "reason": rejection.reason,
-                "detail": rejection.detail,
-                "source": source,
-            },
-        )
-
-    async def _write(self, facts: list[JobFact]) -> list[SinkRejection]:
-        """Write in the database thread until it succeeds; transient errors are retried with
-        backoff (never skipped). If the worker is stopped meanwhile, the write in flight is
-        allowed to finish before the batch is acknowledged."""
-        if not facts:
-            return []
-        delay = 0.2
-        while True:
-            future = self._db.submit(write_isolating, self.writer, facts)
-            try:
-                return await asyncio.wrap_future(future)
-            except asyncio.CancelledError:
-                with suppress(Exception):
-                    future.result(timeout=60)
-                raise
-            except Exception as exc:  # only transient errors reach here
-                self.metrics.sink_retries.inc()
-                log.warning("warehouse write failed; retrying in %.1f s: %s", delay, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, _MAX_BACKOFF_S)
-
-    def _update_lag(self) -> None:
-        consumer = self.app.consumer
-        try:
-            assignment = consumer.assignment()
-        except Exception:  # not assigned yet
-            return
-        for tp in assignment:
-            try:
-                highwater = consumer.highwater(tp)
-            except Exception:  # noqa: S112 - no fetch yet on this partition
-                continue
-            if highwater is None or highwater < 0:
-                continue
-            position = self.positions.get((tp.topic, tp.partition), -1)
-            self.metrics.lag.labels(tp.topic, str(tp.partition)).set(
-                max(0, highwater - position - 1)
-            )
 
 
 def create_app(

@@ -3,6 +3,7 @@ forecast file. ``jobcarbon credit serve`` runs the result with uvicorn."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -135,7 +136,11 @@ def build_app_config(settings: Settings, *, serving: bool = True) -> ApiConfig:
         verifier=MungeVerifier(credit.munge_socket),
         resolve_uid=uid_resolver(credit.user_uids),
         admin_token=credit.admin_token.get_secret_value() if credit.admin_token else None,
-        pue_for=lambda cluster: carbon.site(carbon.cluster(cluster).site).pue,
+        # settings are fixed for the process: building ClusterSettings/SiteSettings defaults per
+        # check cost ~20 us (bench.credit); bounded, as the name comes from the request
+        pue_for=functools.lru_cache(maxsize=1024)(
+            lambda cluster: carbon.site(carbon.cluster(cluster).site).pue
+        ),
         forecast=ForecastFile(credit.forecast_file),
         forecast_source=f"forecast file {credit.forecast_file}",
         fallback_intensity_g_per_kwh=carbon.default_intensity_g_per_kwh,

@@ -102,3 +102,30 @@ def test_ingest_dead_letters_records_over_the_configured_size_with_their_bytes()
     assert isinstance(over, Rejection)
     assert (over.reason, over.raw) == ("oversized", value)
     assert f"{len(value)} bytes, over the {len(value) - 1} limit" in over.detail
+
+
+def test_process_batch_gives_what_process_gives_record_by_record_with_indexes() -> None:
+    def enrich(fact: JobFact, state: EnrichmentState) -> JobFact:
+        if fact.record.job_id % 5 == 0:
+            raise ValueError(f"job_id {fact.record.job_id}: no zone")
+        return msgspec.structs.replace(fact, shared_node=True)
+
+    stages = pipeline.Stages(enrich=enrich)
+    values = [render(job, "24.11") for job in generate_jobs(40, 21)]
+    values[3:3] = [b"", b"{not json", b"\xff"]
+    result = pipeline.process_batch(((v, None, None) for v in values), STATE, stages)
+
+    one_by_one = [pipeline.process(v, STATE, stages=stages) for v in values]
+    assert [i for i, _ in result.facts] == [
+        i for i, r in enumerate(one_by_one) if isinstance(r, JobFact)
+    ]
+    assert [f for _, f in result.facts] == [r for r in one_by_one if isinstance(r, JobFact)]
+    assert [(i, r) for i, _stage, r in result.rejected] == [
+        (i, r) for i, r in enumerate(one_by_one) if isinstance(r, Rejection)
+    ]
+    stage_of = {i: stage for i, stage, _ in result.rejected}
+    assert [stage_of[i] for i in (3, 4, 5)] == ["ingest"] * 3
+    assert {stage_of[i] for i in stage_of if i not in (3, 4, 5)} == {"sink"}
+    assert {r.reason for _, s, r in result.rejected if s == "sink"} == {pipeline.ENRICH_FAILED}
+    # Normalized records: every one that passed ingest, enrich failures included.
+    assert len(result.records) == len(values) - 3

@@ -43,15 +43,19 @@ class Scale:
     kills: int
     outage_s: float
     timeout_s: float  # for the stream to drain after the last fault
+    #: The stream is produced over this long (``PacedProducer``), so every fault falls
+    #: mid-stream even when the workers drain a backlog faster than a fault can be set up.
+    produce_s: float
 
 
-CI = Scale("ci", records=2500, kills=3, outage_s=8.0, timeout_s=240.0)
+CI = Scale("ci", records=2500, kills=3, outage_s=8.0, timeout_s=240.0, produce_s=25.0)
 FULL = Scale(
     "full",
     records=int(os.environ.get("JOBCARBON_FAULT_RECORDS", "100000")),
     kills=int(os.environ.get("JOBCARBON_FAULT_KILLS", "10")),
     outage_s=30.0,
     timeout_s=3600.0,
+    produce_s=90.0,
 )
 #: Parametrize a fault test with this: the CI variant, and the full one behind ``slow``.
 SCALES = [pytest.param(CI, id="ci"), pytest.param(FULL, id="full", marks=pytest.mark.slow)]

@@ -17,6 +17,7 @@ from jobcarbon.settings import AccountingSettings, KafkaSettings, Settings
 from jobcarbon.synth import SynthJob, generate_jobs
 from tests.consumers.stream.harness import (
     REPO,
+    PacedProducer,
     Worker,
     expected_warehouse,
     fact_count,
@@ -32,7 +33,6 @@ from tests.faults.stack import (
     bad_records,
     good_values,
     mixed_stream,
-    produce,
     unsettled,
     worker_env,
 )
@@ -129,7 +129,7 @@ def test_accounting_down_mid_stream_lands_unreconciled_then_the_sweep_settles_th
     n_expected = fact_count(expected)
     assert unsettled(expected) == 0  # with the database up every job gets a verdict
 
-    produce(kafka, mixed_stream(good, bad, SEED, CLUSTER))
+    paced = PacedProducer(kafka, mixed_stream(good, bad, SEED, CLUSTER), scale.produce_s)
     url = migrated_sqlite(tmp_path / "stream.db")
     engine = make_engine(url)
     env = {
@@ -144,6 +144,7 @@ def test_accounting_down_mid_stream_lands_unreconciled_then_the_sweep_settles_th
         wait_for(lambda: fact_count(engine) >= n_expected, scale.timeout_s, "all facts")
         held = unsettled(engine)
     finally:
+        paced.result()
         server.start()  # same port and data
     assert held > 0, "no record met the outage; raise the volume"
 

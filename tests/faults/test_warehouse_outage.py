@@ -13,6 +13,7 @@ import pytest
 
 from jobcarbon.settings import KafkaSettings
 from tests.consumers.stream.harness import (
+    PacedProducer,
     Worker,
     expected_warehouse,
     fact_count,
@@ -27,7 +28,6 @@ from tests.faults.stack import (
     bad_records,
     good_values,
     mixed_stream,
-    produce,
     worker_env,
 )
 from tests.services.postgres import PostgresServer, restart_server, start_server, stop_server
@@ -73,7 +73,7 @@ def test_warehouse_down_mid_stream_then_back_loses_and_doubles_nothing(
     migrate.upgrade(engine)
     good = synth_messages(scale.records, seed=SEED)
     bad = bad_records(SEED)
-    produce(kafka, mixed_stream(good, bad, SEED))
+    paced = PacedProducer(kafka, mixed_stream(good, bad, SEED), scale.produce_s)
     expected = expected_warehouse(good_values(good, SEED), tmp_path / "expected.db")
     n_expected = fact_count(expected)
     workers += [Worker(worker_env(kafka_env), url, tmp_path, f"w{i}") for i in range(2)]
@@ -87,6 +87,7 @@ def test_warehouse_down_mid_stream_then_back_loses_and_doubles_nothing(
     restart_server(own_postgres)
 
     assert retries > 0, "no worker tried to write during the outage; lower the rate"
+    paced.result()
     wait_for(lambda: fact_count(engine) >= n_expected, scale.timeout_s, f"{n_expected} facts")
     assert_warehouse_exact(engine, expected)
     assert_dlq_exact(kafka, bad, redelivered=False)

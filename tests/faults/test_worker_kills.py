@@ -12,6 +12,7 @@ import pytest
 
 from jobcarbon.settings import KafkaSettings
 from tests.consumers.stream.harness import (
+    PacedProducer,
     Worker,
     expected_warehouse,
     fact_count,
@@ -27,7 +28,6 @@ from tests.faults.stack import (
     bad_records,
     good_values,
     mixed_stream,
-    produce,
     worker_env,
 )
 from warehouse.engine import make_engine
@@ -48,19 +48,24 @@ def test_workers_killed_at_random_moments_lose_and_double_nothing(
     rng = random.Random(SEED)
     good = synth_messages(scale.records, seed=SEED)
     bad = bad_records(SEED)
-    produce(kafka, mixed_stream(good, bad, SEED))  # the replay, consumed by two workers
     url = migrated_sqlite(tmp_path / "stream.db")
     engine = make_engine(url)
     expected = expected_warehouse(good_values(good, SEED), tmp_path / "expected.db")
     n_expected = fact_count(expected)
     env = worker_env(kafka_env)
     workers += [Worker(env, url, tmp_path, f"w{i}") for i in range(2)]
+    wait_for(lambda: all(w.serving() for w in workers), scale.timeout_s, "workers serving")
+    # The replay, sent over scale.produce_s while the two workers consume it.
+    paced = PacedProducer(kafka, mixed_stream(good, bad, SEED), scale.produce_s)
+    wait_for(lambda: fact_count(engine) > 0, scale.timeout_s, "the first facts")
 
-    # Kill points: random fractions of the facts, then a random delay on top, so a kill
-    # falls anywhere in a batch (reading, writing the warehouse, committing offsets).
-    points = sorted(rng.uniform(0.05, 0.8) * n_expected for _ in range(scale.kills))
+    # Kill points: random fractions of the stream as it is being sent (workers that drain
+    # a backlog in a second would otherwise finish between two kills), then a random delay
+    # on top, so a kill falls anywhere in a batch (reading, writing, committing offsets).
+    stream_len = len(paced.messages)
+    points = sorted(rng.uniform(0.05, 0.8) * stream_len for _ in range(scale.kills))
     for kill, point in enumerate(points, start=1):
-        wait_for(lambda p=point: fact_count(engine) >= p, scale.timeout_s, f"{point:.0f} facts")
+        wait_for(lambda p=point: paced.sent >= p, scale.timeout_s, f"{point:.0f} records sent")
         time.sleep(rng.uniform(0.0, 0.5))
         victim = rng.randrange(len(workers))
         landed = fact_count(engine)
@@ -69,6 +74,7 @@ def test_workers_killed_at_random_moments_lose_and_double_nothing(
         print(f"kill {kill}: worker {victim} at {landed}/{n_expected} facts")
         workers[victim] = Worker(env, url, tmp_path, f"w{victim}-restart{kill}")
 
+    paced.result()
     wait_for(lambda: fact_count(engine) >= n_expected, scale.timeout_s, f"{n_expected} facts")
     assert_warehouse_exact(engine, expected)
     assert_dlq_exact(kafka, bad, redelivered=True)

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterable
@@ -20,8 +21,9 @@ from sqlalchemy import Engine, text
 from consumers import pipeline
 from consumers.ingest import Rejection
 from consumers.kafka.broker import free_port
+from consumers.kafka.producer import Producer
 from consumers.state import EnrichmentState
-from jobcarbon.settings import Settings
+from jobcarbon.settings import KafkaSettings, Settings
 from jobcarbon.synth import choose_versions, generate_jobs, kafka_key_and_headers, record_dict
 from jobcarbon.synth import render as render_job
 from warehouse import migrate
@@ -153,6 +155,14 @@ class Worker:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
             return str(r.read().decode())
 
+    def serving(self) -> bool:
+        """True once the worker answers on its metrics port."""
+        try:
+            self.metrics()
+        except OSError:
+            return False
+        return True
+
     def counter(self, name: str, **labels: str) -> float:
         """The value of one sample (0 when absent or the worker is not serving yet)."""
         try:
@@ -178,3 +188,44 @@ class Worker:
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+class PacedProducer(threading.Thread):
+    """Produce ``messages`` to the jobcomp topic spread evenly over ``seconds``, in the
+    background, as Slurm sends records while jobs finish: a fault injected while it runs
+    falls mid-stream however fast the workers are. ``result()`` joins and checks that the
+    broker confirmed every record."""
+
+    def __init__(self, kafka: KafkaSettings, messages: list[Message], seconds: float) -> None:
+        super().__init__(name="paced-producer", daemon=True)
+        self.kafka = kafka
+        self.messages = messages
+        self.seconds = seconds
+        self.sent = 0  # records handed to the producer so far
+        self.delivered = 0
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            producer = Producer(self.kafka)
+            start = time.monotonic()
+            step = self.seconds / max(1, len(self.messages))
+            for i, (key, value, headers) in enumerate(self.messages):
+                delay = start + i * step - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                producer.produce(self.kafka.topic_jobcomp, value, key=key, headers=headers)
+                self.sent = i + 1
+            self.delivered = producer.flush(timeout_s=120).delivered
+        except BaseException as exc:  # surfaced by result()
+            self.error = exc
+
+    def result(self, timeout_s: float = 600.0) -> int:
+        """Records the broker confirmed (raises what the producer raised)."""
+        self.join(timeout_s)
+        assert not self.is_alive(), "the paced producer did not finish"
+        if self.error is not None:
+            raise self.error
+        assert self.delivered == len(self.messages)
+        return self.delivered

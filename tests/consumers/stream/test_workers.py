@@ -18,6 +18,7 @@ from consumers.kafka.reader import read_topic
 from consumers.kafka.serializers import DLQ_REASON_HEADER, DLQ_SOURCE_HEADER
 from jobcarbon.settings import KafkaSettings, load_settings
 from tests.consumers.stream.harness import (
+    PacedProducer,
     Worker,
     adversarial_bad,
     adversarial_good,
@@ -137,7 +138,7 @@ def test_worker_killed_mid_stream_resumes_without_loss_or_duplication(
     kafka: KafkaSettings, kafka_env: dict[str, str], workers: list[Worker], tmp_path: Path
 ) -> None:
     messages = synth_messages(1500, seed=14)
-    produce(kafka, messages)
+    paced = PacedProducer(kafka, messages, 15.0)  # sent while the worker runs and dies
     url = migrated_sqlite(tmp_path / "stream.db")
     engine = make_engine(url)
     expected = expected_warehouse([v for _, v, _ in messages], tmp_path / "expected.db")
@@ -149,6 +150,7 @@ def test_worker_killed_mid_stream_resumes_without_loss_or_duplication(
     assert landed < n_expected, "the worker finished before it was killed; raise the volume"
 
     workers.append(Worker(kafka_env, url, tmp_path, "w2"))
+    paced.result()
     wait_for(lambda: fact_count(engine) >= n_expected, 120, f"{n_expected} facts")
     assert totals(engine) == totals(expected)
 

@@ -209,3 +209,19 @@ def test_openapi_is_published(api: Api) -> None:
     spec = api.client.get("/openapi.json").json()
     assert {"/v1/check", "/v1/reservations", "/v1/admin/policy"} <= set(spec["paths"])
     assert api.client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_fast_front_answers_byte_for_byte_as_the_fastapi_route(api: Api) -> None:
+    """The thin front (msgspec body decoding, no FastAPI entry, no response re-validation)
+    and the FastAPI route give the same bytes (fixed clock)."""
+    app = api.client.app
+    bodies = [api.body(api.alice), api.body(api.bob), api.body(api.alice, partition="nope")]
+    fast = [api.client.post("/v1/check", json=b, headers=ADMIN) for b in bodies]
+    front, app.front = app.front, None  # type: ignore[attr-defined]
+    try:
+        slow = [api.client.post("/v1/check", json=b, headers=ADMIN) for b in bodies]
+    finally:
+        app.front = front  # type: ignore[attr-defined]
+    for f, s in zip(fast, slow, strict=True):
+        assert f.status_code == s.status_code == 200, (f.text, s.text)
+        assert f.content == s.content

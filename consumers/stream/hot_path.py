@@ -1,0 +1,292 @@
+"""The worker's hot path: raw jobcomp records in batches -> warehouse, offsets after commit.
+
+One loop on its own thread (the faust app runs it as a service, see ``app.py``)::
+
+    consume up to N raw records (or what arrived within T seconds)     confluent-kafka
+    -> normalize, fact, enrich, reconcile each record                   consumers.pipeline
+    -> dead letters (original bytes, reason) and jobs.normalized (Avro) producer
+    -> write the facts                                                  warehouse sink
+    -> wait for the broker to confirm every dead letter and record      producer flush
+    -> commit exactly the offsets of this batch                         consumer commit
+
+The write of one batch overlaps the consuming and processing of the next (``run``). A crash
+anywhere before the commit replays the batch (the sink is idempotent on the natural key, a
+dead letter may appear twice). Rebalance callbacks run inside ``consume``: the write in
+flight is finished and committed first, so nothing is committed beyond what landed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from consumers import pipeline
+from consumers.ingest import Rejection
+from consumers.kafka.batch import BatchConsumer, Message, OnRevoke
+from consumers.kafka.producer import DeliveryError, Producer
+from consumers.kafka.serializers import dlq_message, header_map, normalized_message
+from consumers.sink import FactWriter, SinkRejection, job_label, write_isolating
+from consumers.stream.metrics import StreamMetrics
+from consumers.stream.state import LocalState
+from jobcarbon.settings import Settings
+from schemas.fact import JobFact
+
+log = logging.getLogger(__name__)
+
+#: Reason code of a fact the warehouse refused (DLQ ``reason``).
+SINK_REJECTED = "sink_rejected"
+_MAX_BACKOFF_S = 30.0
+_LAG_EVERY_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """One record for the DLQ: its stage, the rejection, and where it was read."""
+
+    stage: str
+    rejection: Rejection
+    source: str
+
+
+def source_of(message: Message) -> str:
+    """``topic/partition/offset``: where a dead letter came from."""
+    return f"{message.topic}/{message.partition}/{message.offset}"
+
+
+def next_offsets(batch: list[Message]) -> list[tuple[str, int, int]]:
+    """The offsets to commit after ``batch`` landed: one past the highest per partition."""
+    top: dict[tuple[str, int], int] = {}
+    for m in batch:
+        tp = (m.topic, m.partition)
+        if m.offset >= top.get(tp, -1):
+            top[tp] = m.offset
+    return [(t, p, o + 1) for (t, p), o in top.items()]
+
+
+def first_offsets(batch: list[Message]) -> list[tuple[str, int, int]]:
+    """The lowest offset per partition of ``batch`` (where to rewind to replay it)."""
+    low: dict[tuple[str, int], int] = {}
+    for m in batch:
+        tp = (m.topic, m.partition)
+        if tp not in low or m.offset < low[tp]:
+            low[tp] = m.offset
+    return [(t, p, o) for (t, p), o in low.items()]
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A processed batch waiting for the warehouse: its messages and (index, fact) pairs."""
+
+    batch: list[Message]
+    facts: list[tuple[int, JobFact]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    batch: list[Message]
+    future: Future[bool]
+
+
+class HotPath:
+    """The consume -> process -> write -> commit loop of one worker."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        writer: FactWriter,
+        stages: pipeline.Stages,
+        state: LocalState,
+        metrics: StreamMetrics,
+        consumer_factory: Callable[[OnRevoke], BatchConsumer] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.writer = writer
+        self.stages = stages
+        self.state = state
+        self.metrics = metrics
+        kafka = settings.kafka
+        self._consumer_factory = consumer_factory or (
+            lambda on_revoke: BatchConsumer(kafka, [kafka.topic_jobcomp], on_revoke=on_revoke)
+        )
+        self._lag_at = 0.0
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event, ready: threading.Event | None = None) -> None:
+        """Consume and land batches until ``stop`` is set.
+
+        Records are read only once ``ready`` is set (the state topics were read to their
+        end). Two batches overlap: while the database thread writes batch N (mostly waiting for
+        the server, the GIL released), this thread consumes and processes batch N+1. Batch
+        N's offsets are committed once its write returned and the producer confirmed every
+        record, before N+1 is handed over, so writes stay in order and at most one batch is
+        ever uncommitted. A rebalance (inside ``consume``) first finishes and commits the
+        write in flight; a stop finishes it too, or leaves it uncommitted when the
+        warehouse is down."""
+        kafka = self.settings.kafka
+        self._pending: _Pending | None = None
+
+        def on_revoke(_revoked: list[tuple[str, int]]) -> None:
+            self._finish(consumer, producer)  # never commit beyond what landed
+
+        producer = Producer(kafka)
+        consumer = self._consumer_factory(on_revoke)  # joins the group in the background
+        if ready is not None and not self._wait_ready(ready, stop):
+            consumer.close()
+            return
+        db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink")
+        try:
+            while not stop.is_set():
+                batch = consumer.consume(kafka.sink_batch_max, kafka.sink_batch_within_s)
+                prepared = self.prepare(batch, producer) if batch else None
+                try:
+                    landed = self._finish(consumer, producer)
+                except DeliveryError as exc:
+                    # The broker did not confirm a dead letter (or normalized record):
+                    # read both batches again, with a fresh producer.
+                    log.warning("delivery failed, replaying from the batch: %s", exc)
+                    replay = (self._pending.batch if self._pending else []) + batch
+                    self._pending = None
+                    consumer.rewind(first_offsets(replay))
+                    producer = Producer(kafka)
+                    stop.wait(1.0)
+                    continue
+                if not landed:
+                    break  # stopped while the warehouse was down: nothing committed
+                if prepared is not None:
+                    future = db.submit(self.land, prepared, producer, stop)
+                    self._pending = _Pending(batch, future)
+                self._refresh_lag(consumer)
+            self._finish(consumer, producer)
+        finally:
+            db.shutdown(wait=True)
+            consumer.close()
+
+    @staticmethod
+    def _wait_ready(ready: threading.Event, stop: threading.Event) -> bool:
+        """Wait for the enrichment state (records enriched before it arrived would get the
+        fallback intensity); False if stopped first."""
+        started, warn_after_s = time.monotonic(), 30.0
+        while not ready.wait(0.1):
+            if stop.is_set():
+                return False
+            if time.monotonic() - started >= warn_after_s:
+                log.warning("still waiting for the state topics (%.0f s)", warn_after_s)
+                warn_after_s += 30.0
+        return True
+
+    def _finish(self, consumer: BatchConsumer, producer: Producer) -> bool:
+        """Wait for the batch in flight, confirm its records, commit its offsets. False
+        when its write gave up (stopped during a warehouse outage): nothing committed."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return True
+        if not pending.future.result():
+            return False
+        producer.flush()
+        consumer.commit(next_offsets(pending.batch))
+        return True
+
+    def prepare(self, batch: list[Message], producer: Producer) -> Prepared:
+        """The pure stages over one batch; ingest dead letters and normalized records are
+        queued on the producer (confirmed before the batch is committed)."""
+        kafka = self.settings.kafka
+        m = self.metrics
+        started = time.perf_counter()
+        m.records_in.labels("ingest").inc(len(batch))
+        result = pipeline.process_batch(
+            ((msg.value, msg.key, header_map(msg.headers)) for msg in batch),
+            self.state.snapshot(),
+            self.stages,
+            default_cluster=self.settings.default_cluster,
+            max_bytes=kafka.max_record_bytes,
+        )
+        m.records_out.labels("ingest").inc(len(result.records))
+        m.records_in.labels("sink").inc(len(result.records))
+        for i, stage, rejection in result.rejected:
+            self._dead_letter(producer, DeadLetter(stage, rejection, source_of(batch[i])))
+        if kafka.publish_normalized:
+            for i, record in result.records:
+                key, value, headers = normalized_message(record)
+                producer.produce(
+                    kafka.topic_normalized,
+                    value,
+                    key=key,
+                    headers=headers,
+                    timestamp_ms=batch[i].timestamp_ms,
+                )
+        m.stage_seconds.labels("ingest").observe(time.perf_counter() - started)
+        return Prepared(batch, result.facts)
+
+    def land(self, prepared: Prepared, producer: Producer, stop: threading.Event) -> bool:
+        """Write the batch's facts (the database thread); facts the warehouse refuses are
+        dead-lettered. False when ``stop`` was set during a warehouse outage."""
+        m = self.metrics
+        started = time.perf_counter()
+        facts = [fact for _, fact in prepared.facts]
+        rejected = self._write(facts, stop)
+        if rejected is None:
+            return False
+        if rejected:
+            index_of = {job_label(f): i for i, f in prepared.facts}
+            fact_of = dict(prepared.facts)
+            for job, reason in rejected:
+                i = index_of.get(job, -1)
+                raw = fact_of[i].record.to_json() if i >= 0 else job.encode()
+                source = source_of(prepared.batch[i]) if i >= 0 else "sink"
+                self._dead_letter(
+                    producer, DeadLetter("sink", Rejection(SINK_REJECTED, reason, raw), source)
+                )
+        m.records_out.labels("sink").inc(len(facts) - len(rejected))
+        now_ms = time.time() * 1000
+        for msg in prepared.batch:
+            if msg.timestamp_ms > 0:
+                m.end_to_end_seconds.observe(max(0.0, (now_ms - msg.timestamp_ms) / 1000))
+        m.stage_seconds.labels("sink").observe(time.perf_counter() - started)
+        return True
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _dead_letter(self, producer: Producer, letter: DeadLetter) -> None:
+        rejection = letter.rejection
+        value, headers = dlq_message(rejection, letter.source)
+        producer.produce(self.settings.kafka.topic_dlq, value, headers=headers)
+        self.metrics.dead_lettered.labels(letter.stage, rejection.reason).inc()
+        log.warning(
+            "dead-lettered",
+            extra={
+                "stage": letter.stage,
+                "reason": rejection.reason,
+                "detail": rejection.detail,
+                "source": letter.source,
+            },
+        )
+
+    def _write(self, facts: list[JobFact], stop: threading.Event) -> list[SinkRejection] | None:
+        """Write until it succeeds: transient errors are retried with backoff, never
+        skipped. None when ``stop`` was set while waiting (the batch stays uncommitted)."""
+        if not facts:
+            return []
+        delay = 0.2
+        while True:
+            try:
+                return write_isolating(self.writer, facts)
+            except Exception as exc:  # only transient errors reach here
+                self.metrics.sink_retries.inc()
+                log.warning("warehouse write failed; retrying in %.1f s: %s", delay, exc)
+                if stop.wait(delay):
+                    return None
+                delay = min(delay * 2, _MAX_BACKOFF_S)
+
+    def _refresh_lag(self, consumer: BatchConsumer) -> None:
+        now = time.monotonic()
+        if now - self._lag_at < _LAG_EVERY_S:
+            return
+        self._lag_at = now
+        for (topic, partition), lag in consumer.lag().items():
+            self.metrics.lag.labels(topic, str(partition)).set(lag)
