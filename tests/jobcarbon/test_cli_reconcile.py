@@ -39,6 +39,19 @@ def at(epoch: int) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
 
+def job_ten(cluster: str = "localcluster", **fields: object) -> JobRecord:
+    """Job 10 of the real 25.05 dump (TIMEOUT), as its jobcomp record would say."""
+    values: dict[str, object] = {
+        "cluster": cluster,
+        "job_id": 10,
+        "submit_time": at(1754540923),
+        "start_time": at(1754542968),
+        "end_time": at(1754546574),
+        "state": "TIMEOUT",
+    }
+    return JobRecord(**(values | fields))  # type: ignore[arg-type]
+
+
 def unreconciled(record: JobRecord, footprint: Footprint | None = None) -> JobFact:
     fact = fact_from_record(record)
     if footprint is not None:
@@ -122,24 +135,8 @@ def test_a_cluster_unknown_to_slurmdbd_does_not_hold_back_the_others(
     ``unreconciled`` (swept again later) and the run exits 1 naming the cluster and table,
     while the known cluster's facts are settled in the same run."""
     url, engine = warehouse
-    known = JobRecord(
-        cluster="localcluster",
-        job_id=10,
-        submit_time=at(1754540923),
-        start_time=at(1754542968),
-        end_time=at(1754546574),
-        state="TIMEOUT",
-        account="oit",
-    )
-    unknown = JobRecord(
-        cluster="othercluster",
-        job_id=10,
-        submit_time=at(1754540923),
-        start_time=at(1754542968),
-        end_time=at(1754546574),
-        state="COMPLETED",
-        account="oit",
-    )
+    known = job_ten(account="oit")
+    unknown = job_ten("othercluster", state="COMPLETED", account="oit")
     assert write_facts(engine, [unreconciled(known), unreconciled(unknown)]).inserted == 2
     result = CliRunner().invoke(
         cli, ["reconcile", "--since", "2025-08-01", "--db", url, "--accounting", slurmdb_2505.url]
@@ -273,14 +270,7 @@ def test_fill_gaps_lands_jobs_with_no_record(
     warehouse: tuple[str, Engine], slurmdb_2505: AccountingDB
 ) -> None:
     url, engine = warehouse
-    ten = JobRecord(
-        cluster="localcluster",
-        job_id=10,
-        submit_time=at(1754540923),
-        start_time=at(1754542968),
-        end_time=at(1754546574),
-        state="TIMEOUT",
-    )
+    ten = job_ten()
     write_facts(engine, [unreconciled(ten)])
     args = [
         "reconcile",
