@@ -140,9 +140,12 @@ class HotPath:
             consumer.close()
             return
         db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink")
+        consume_cpu = self.metrics.stage_cpu_seconds.labels("consume")
         try:
             while not stop.is_set():
+                cpu = time.thread_time()
                 batch = consumer.consume(kafka.sink_batch_max, kafka.sink_batch_within_s)
+                consume_cpu.inc(time.thread_time() - cpu)
                 prepared = self.prepare(batch, producer) if batch else None
                 try:
                     landed = self._finish(consumer, producer)
@@ -188,8 +191,10 @@ class HotPath:
             return True
         if not pending.future.result():
             return False
+        cpu = time.thread_time()
         producer.flush()
         consumer.commit(next_offsets(pending.batch))
+        self.metrics.stage_cpu_seconds.labels("commit").inc(time.thread_time() - cpu)
         return True
 
     def prepare(self, batch: list[Message], producer: Producer) -> Prepared:
@@ -197,7 +202,7 @@ class HotPath:
         queued on the producer (confirmed before the batch is committed)."""
         kafka = self.settings.kafka
         m = self.metrics
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.thread_time()
         m.records_in.labels("ingest").inc(len(batch))
         result = pipeline.process_batch(
             ((msg.value, msg.key, header_map(msg.headers)) for msg in batch),
@@ -221,13 +226,14 @@ class HotPath:
                     timestamp_ms=batch[i].timestamp_ms,
                 )
         m.stage_seconds.labels("ingest").observe(time.perf_counter() - started)
+        m.stage_cpu_seconds.labels("ingest").inc(time.thread_time() - cpu)
         return Prepared(batch, result.facts)
 
     def land(self, prepared: Prepared, producer: Producer, stop: threading.Event) -> bool:
         """Write the batch's facts (the database thread); facts the warehouse refuses are
         dead-lettered. False when ``stop`` was set during a warehouse outage."""
         m = self.metrics
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.thread_time()
         facts = [fact for _, fact in prepared.facts]
         rejected = self._write(facts, stop)
         if rejected is None:
@@ -248,6 +254,7 @@ class HotPath:
             if msg.timestamp_ms > 0:
                 m.end_to_end_seconds.observe(max(0.0, (now_ms - msg.timestamp_ms) / 1000))
         m.stage_seconds.labels("sink").observe(time.perf_counter() - started)
+        m.stage_cpu_seconds.labels("sink").inc(time.thread_time() - cpu)
         return True
 
     # -- helpers ----------------------------------------------------------------------------

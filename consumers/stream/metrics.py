@@ -35,6 +35,14 @@ class StreamMetrics:
             buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=self.registry,
         )
+        self.stage_cpu_seconds = Counter(
+            "jobcarbon_stage_cpu_seconds",
+            "CPU time the worker's threads spent in one stage (consume: the Kafka fetch; "
+            "ingest: the pure stages and dead letters; sink: the warehouse write; commit: the "
+            "producer flush and offset commit).",
+            ["stage"],
+            registry=self.registry,
+        )
         self.end_to_end_seconds = Histogram(
             "jobcarbon_produce_to_warehouse_seconds",
             "From the raw record's Kafka timestamp to its warehouse commit.",
