@@ -3,7 +3,7 @@
 One loop on its own thread (the faust app runs it as a service, see ``app.py``)::
 
     consume up to N raw records (or what arrived within T seconds)     confluent-kafka
-    -> normalize, fact, enrich, reconcile each record                   consumers.pipeline
+    -> normalize, fact, enrich, reconcile, stage by stage over the batch consumers.pipeline
     -> dead letters (original bytes, reason) and jobs.normalized (Avro) producer
     -> write the facts                                                  warehouse sink
     -> wait for the broker to confirm every dead letter and record      producer flush
@@ -13,6 +13,7 @@ The write of one batch overlaps the consuming and processing of the next (``run`
 anywhere before the commit replays the batch (the sink is idempotent on the natural key, a
 dead letter may appear twice). Rebalance callbacks run inside ``consume``: the write in
 flight is finished and committed first, so nothing is committed beyond what landed.
+Metrics move once per batch; the cyclic GC runs between batches (``collector``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from consumers.kafka.batch import BatchConsumer, Message, OnRevoke
 from consumers.kafka.producer import DeliveryError, Producer
 from consumers.kafka.serializers import dlq_message, header_map, normalized_message
 from consumers.sink import FactWriter, SinkRejection, job_label, write_isolating
+from consumers.stream.collector import BetweenBatches
 from consumers.stream.metrics import StreamMetrics
 from consumers.stream.state import LocalState
 from jobcarbon.settings import Settings
@@ -41,6 +43,8 @@ log = logging.getLogger(__name__)
 SINK_REJECTED = "sink_rejected"
 _MAX_BACKOFF_S = 30.0
 _LAG_EVERY_S = 1.0
+#: Seconds between two full collections of the cyclic GC (``consumers.stream.collector``).
+_GC_EVERY_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,30 +146,32 @@ class HotPath:
         db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink")
         consume_cpu = self.metrics.stage_cpu_seconds.labels("consume")
         try:
-            while not stop.is_set():
-                cpu = time.thread_time()
-                batch = consumer.consume(kafka.sink_batch_max, kafka.sink_batch_within_s)
-                consume_cpu.inc(time.thread_time() - cpu)
-                prepared = self.prepare(batch, producer) if batch else None
-                try:
-                    landed = self._finish(consumer, producer)
-                except DeliveryError as exc:
-                    # The broker did not confirm a dead letter (or normalized record):
-                    # read both batches again, with a fresh producer.
-                    log.warning("delivery failed, replaying from the batch: %s", exc)
-                    replay = (self._pending.batch if self._pending else []) + batch
-                    self._pending = None
-                    consumer.rewind(first_offsets(replay))
-                    producer = Producer(kafka)
-                    stop.wait(1.0)
-                    continue
-                if not landed:
-                    break  # stopped while the warehouse was down: nothing committed
-                if prepared is not None:
-                    future = db.submit(self.land, prepared, producer, stop)
-                    self._pending = _Pending(batch, future)
-                self._refresh_lag(consumer)
-            self._finish(consumer, producer)
+            with BetweenBatches(_GC_EVERY_S) as collector:
+                while not stop.is_set():
+                    cpu = time.thread_time()
+                    batch = consumer.consume(kafka.sink_batch_max, kafka.sink_batch_within_s)
+                    consume_cpu.inc(time.thread_time() - cpu)
+                    prepared = self.prepare(batch, producer) if batch else None
+                    try:
+                        landed = self._finish(consumer, producer)
+                    except DeliveryError as exc:
+                        # The broker did not confirm a dead letter (or normalized record):
+                        # read both batches again, with a fresh producer.
+                        log.warning("delivery failed, replaying from the batch: %s", exc)
+                        replay = (self._pending.batch if self._pending else []) + batch
+                        self._pending = None
+                        consumer.rewind(first_offsets(replay))
+                        producer = Producer(kafka)
+                        stop.wait(1.0)
+                        continue
+                    if not landed:
+                        break  # stopped while the warehouse was down: nothing committed
+                    if prepared is not None:
+                        future = db.submit(self.land, prepared, producer, stop)
+                        self._pending = _Pending(batch, future)
+                    self._refresh_lag(consumer)
+                    collector.between_batches()
+                self._finish(consumer, producer)
         finally:
             db.shutdown(wait=True)
             consumer.close()
@@ -205,7 +211,10 @@ class HotPath:
         started, cpu = time.perf_counter(), time.thread_time()
         m.records_in.labels("ingest").inc(len(batch))
         result = pipeline.process_batch(
-            ((msg.value, msg.key, header_map(msg.headers)) for msg in batch),
+            [
+                (msg.value, msg.key, header_map(msg.headers) if msg.headers else None)
+                for msg in batch
+            ],
             self.state.snapshot(),
             self.stages,
             default_cluster=self.settings.default_cluster,
@@ -250,9 +259,13 @@ class HotPath:
                 )
         m.records_out.labels("sink").inc(len(facts) - len(rejected))
         now_ms = time.time() * 1000
-        for msg in prepared.batch:
-            if msg.timestamp_ms > 0:
-                m.end_to_end_seconds.observe(max(0.0, (now_ms - msg.timestamp_ms) / 1000))
+        m.end_to_end_seconds.observe_many(
+            [
+                max(0.0, (now_ms - msg.timestamp_ms) / 1000)
+                for msg in prepared.batch
+                if msg.timestamp_ms > 0
+            ]
+        )
         m.stage_seconds.labels("sink").observe(time.perf_counter() - started)
         m.stage_cpu_seconds.labels("sink").inc(time.thread_time() - cpu)
         return True
