@@ -1,4 +1,4 @@
-"""The worker's garbage-collector policy: off during batches, full collections between."""
+"""The worker's interpreter settings: the GC off during batches, a short GIL switch interval."""
 
 from __future__ import annotations
 
@@ -31,3 +31,14 @@ def test_cycles_are_still_collected_between_batches() -> None:
         assert any(isinstance(o, Cycle) for o in gc.get_objects())
         collector.between_batches()  # due at once
         assert not any(isinstance(o, Cycle) for o in gc.get_objects())
+
+
+def test_the_switch_interval_is_short_inside_and_restored_after() -> None:
+    import sys
+
+    from consumers.stream.hot_path import SWITCH_INTERVAL_S, switch_interval
+
+    before = sys.getswitchinterval()
+    with switch_interval(SWITCH_INTERVAL_S):
+        assert abs(sys.getswitchinterval() - SWITCH_INTERVAL_S) < 1e-9
+    assert sys.getswitchinterval() == before
