@@ -45,6 +45,9 @@ INFINITE64: Final = 0xFFFFFFFFFFFFFFFF
 _TIME_SENTINELS: Final = frozenset({"", "Unknown", "None", "unknown", "none"})
 _SENTINELS_32: Final = frozenset({NO_VAL, INFINITE})
 _SENTINELS_16: Final = frozenset({NO_VAL16, INFINITE16})
+#: Slurm's timestamps: ``YYYY-MM-DDTHH:MM:SS`` in UTC, read with this offset appended.
+_SLURM_TIME_LEN: Final = 19
+_UTC_SUFFIX: Final = "+00:00"
 
 
 def parse_slurm_time(value: Any) -> datetime | None:
@@ -53,11 +56,12 @@ def parse_slurm_time(value: Any) -> datetime | None:
     ``"Unknown"``, ``"None"``, empty and null mean missing. An offset or ``Z`` is honoured;
     epoch seconds (int) are accepted, 0 and sentinels meaning missing.
     """
-    if type(value) is str and len(value) == 19:
+    if type(value) is str and len(value) == _SLURM_TIME_LEN:
         # Slurm's own form. An explicit "+00:00" parses five times faster than
         # ``.replace(tzinfo=UTC)`` and gives the same value (tzinfo is ``UTC`` itself).
+        # The fast path runs this branch inline (``_emit_times``).
         try:
-            return datetime.fromisoformat(value + "+00:00")
+            return datetime.fromisoformat(value + _UTC_SUFFIX)
         except ValueError:
             return _parse_plain_utc(value)
     if value is None:
@@ -347,9 +351,43 @@ _RESULT_CHECKS: Final[dict[Callable[[Any], Any], Callable[[Any], bool]]] = {
 }
 
 
-#: Rules whose result is reused for equal strings within a record (the rules are pure):
-#: submit, eligible and start are often equal; for other rules a lookup costs more than it saves.
-_REUSED_RULES: Final = frozenset({parse_slurm_time})
+def _emit_times(rule: str, names: tuple[str, ...]) -> list[str]:
+    # parse_slurm_time, its Slurm-form branch inline; a value equal to an earlier field's
+    # (submit, eligible and start often are) takes that field's result.
+    lines: list[str] = []
+    for k, name in enumerate(names):
+        lines += [f"        v{k} = s.{name}", f"        if v{k} is not None:"]
+        branch = "if"
+        for j in range(k):
+            lines += [f"            {branch} v{k} == v{j}:", f"                d{k} = d{j}"]
+            branch = "elif"
+        lines += [
+            f"            {branch} len(v{k}) == {_SLURM_TIME_LEN}:",
+            "                try:",
+            f"                    d{k} = fromisoformat(v{k} + utc_suffix)",
+            "                except ValueError:",
+            f"                    d{k} = {rule}(v{k})",
+            "            else:",
+            f"                d{k} = {rule}(v{k})",
+            f"            s.{name} = d{k}",
+        ]
+    return lines
+
+
+def _emit_blank(rule: str, names: tuple[str, ...]) -> list[str]:
+    # blank_to_none on a str field, inline.
+    return [
+        f"        if s.{n} is not None and (not s.{n} or s.{n}.isspace()): s.{n} = None"
+        for n in names
+    ]
+
+
+#: Rules the generated code runs inline (the struct types these fields as ``str | None``);
+#: tests/consumers/test_ingest_differential.py holds them to the rules themselves.
+_INLINE_RULES: Final[dict[Callable[[Any], Any], Callable[[str, tuple[str, ...]], list[str]]]] = {
+    parse_slurm_time: _emit_times,
+    blank_to_none: _emit_blank,
+}
 
 
 def _compile_rules() -> Callable[[Any], bool]:
@@ -358,10 +396,10 @@ def _compile_rules() -> Callable[[Any], bool]:
     fast path. Generated from ``_GROUPS`` only, i.e. from the model's declarations.
 
     Sentinel groups: one set operation over the group's values, per field only when a
-    sentinel is there. Other rules: per non-null value, equal timestamps sharing one result.
-    False when a rule fails.
+    sentinel is there. Timestamps and blank TRES strings: the rule inline, equal timestamps
+    sharing one result. Other rules: a call per non-null value. False when a rule fails.
     """
-    env: dict[str, Any] = {}
+    env: dict[str, Any] = {"fromisoformat": datetime.fromisoformat, "utc_suffix": _UTC_SUFFIX}
     lines = ["def apply_rules(s):"]
     for i, (rule, names) in enumerate(_GROUPS):
         sentinels = _SENTINEL_RULES.get(rule)
@@ -376,21 +414,16 @@ def _compile_rules() -> Callable[[Any], bool]:
         if rule in _SENTINEL_RULES:
             continue
         env[f"rule_{i}"], env[f"check_{i}"] = rule, _RESULT_CHECKS.get(rule)
+        inline = _INLINE_RULES.get(rule)
+        if inline is not None:
+            lines += inline(f"rule_{i}", names)
+            continue
         call = [f"new = rule_{i}(v)"]
         if env[f"check_{i}"] is not None:
             call.append(f"if not check_{i}(new): return False")
-        reuse = rule in _REUSED_RULES
-        if reuse:
-            lines.append("        seen = {}")
         for name in names:
             lines += [f"        v = s.{name}", "        if v is not None:"]
-            if reuse:
-                lines += ["            new = seen.get(v, seen) if type(v) is str else seen"]
-                lines += ["            if new is seen:"]
-                lines += [f"                {line}" for line in call]
-                lines += ["                if type(v) is str: seen[v] = new"]
-            else:
-                lines += [f"            {line}" for line in call]
+            lines += [f"            {line}" for line in call]
             lines.append(f"            if new is not v: s.{name} = new")
     lines += ["    except ValueError:", "        return False", "    return True"]
     if not all(name.isidentifier() for _, names in _GROUPS for name in names):

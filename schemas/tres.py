@@ -176,39 +176,54 @@ def _cut_item(text: str, prefix: str) -> tuple[str, str | None]:
 
 
 @lru_cache(maxsize=8192)
-def _merged_counts(raw_text: str | None, fmt_text: str | None) -> tuple[TresCounts, int | None]:
+def _merged_counts(
+    raw_text: str | None, fmt_text: str | None
+) -> tuple[TresCounts, int | None, int | None]:
     # Names come from the formatted string (site TRES ids are only known there); exact
-    # static counts from the raw one. The cached dict is shared: callers copy it.
+    # static counts from the raw one. The cached dict is shared: callers copy it. Also the
+    # GPU count and the raw string's own id-3 count (when no "3=" item was cut out of it).
     merged: dict[str, int | float] = parse_formatted(fmt_text) if fmt_text else {}
+    raw_energy = None
     if raw_text:
-        for name, count in raw_to_named(parse_raw(raw_text)).items():
+        ids = parse_raw(raw_text)
+        raw_energy = ids.get(TRES_ENERGY_ID)
+        for name, count in raw_to_named(ids).items():
             if name.startswith("tres/") and fmt_text is not None:
                 continue
             merged[name] = count
-    return merged, gpu_count(merged)
+    return merged, gpu_count(merged), raw_energy
+
+
+#: ``read_tres_parts``: counts, raw energy, formatted energy, has raw, has formatted, GPUs.
+TresParts = tuple[TresCounts, int | None, int | None, bool, bool, int | None]
 
 
 @lru_cache(maxsize=8192)
-def _read_tres_cached(raw_text: str | None, fmt_text: str | None) -> TresReading:
+def _read_tres_cached(raw_text: str | None, fmt_text: str | None) -> TresParts:
     return _read_tres(raw_text, fmt_text)
 
 
 def read_tres(raw_text: str | None, fmt_text: str | None) -> TresReading:
     """Read a job's TRES from its raw (``1=4,3=1260``) and formatted (``cpu=4,energy=1260``)
-    strings, either of which may be missing. Raises TresParseError naming the bad item.
+    strings, either of which may be missing. Raises TresParseError naming the bad item."""
+    return _reading(read_tres_parts(raw_text, fmt_text))
+
+
+def read_tres_parts(raw_text: str | None, fmt_text: str | None) -> TresParts:
+    """``read_tres`` as a plain tuple, in ``TresReading``'s field order (the hot path's form).
 
     Requests repeat across jobs and are cached whole; allocations differ in their energy,
     which is cut out before the cached parse of the rest. Callers get their own dict.
     """
-    if (raw_text is not None and "3=" in raw_text) or (
-        fmt_text is not None and "energy=" in fmt_text
+    if (raw_text is None or "3=" not in raw_text) and (
+        fmt_text is None or "energy=" not in fmt_text
     ):
-        return _read_tres(raw_text, fmt_text)  # its counts dict is already a fresh one
-    counts, raw_energy, fmt_energy, has_raw, has_fmt, gpus = _read_tres_cached(raw_text, fmt_text)
-    return _reading((counts.copy(), raw_energy, fmt_energy, has_raw, has_fmt, gpus))
+        cached = _read_tres_cached(raw_text, fmt_text)
+        return (cached[0].copy(), *cached[1:])
+    return _read_tres(raw_text, fmt_text)  # its counts dict is already a fresh one
 
 
-def _read_tres(raw_text: str | None, fmt_text: str | None) -> TresReading:
+def _read_tres(raw_text: str | None, fmt_text: str | None) -> TresParts:
     raw_energy: int | None = None
     fmt_energy: int | None = None
     raw_rest, fmt_rest = raw_text, fmt_text
@@ -226,11 +241,10 @@ def _read_tres(raw_text: str | None, fmt_text: str | None) -> TresReading:
                 if value.isdigit() and value.isascii()
                 else int(parse_formatted_value("energy", value))
             )
-    merged, gpus = _merged_counts(raw_rest or None, fmt_rest or None)
+    merged, gpus, rest_energy = _merged_counts(raw_rest or None, fmt_rest or None)
     counts = merged.copy()
-    if raw_text is not None and raw_rest is raw_text:  # spaces: energy was parsed with the rest
-        ids = parse_raw(raw_text)
-        raw_energy = ids.get(TRES_ENERGY_ID)
+    if raw_text is not None and raw_rest is raw_text:  # nothing cut: energy read with the rest
+        raw_energy = rest_energy
     if fmt_text is not None and fmt_rest is fmt_text and "energy" in counts:
         fmt_energy = int(counts["energy"])
     energy = raw_energy if raw_energy is not None else fmt_energy
@@ -241,6 +255,4 @@ def _read_tres(raw_text: str | None, fmt_text: str | None) -> TresReading:
     if raw_text is not None and raw_energy is None:
         raw_energy = 0  # the raw form leaves out only zero counts
     # "energy" never counts as a GPU, so the cached count holds for the whole reading.
-    return _reading(
-        (counts, raw_energy, fmt_energy, raw_text is not None, fmt_text is not None, gpus)
-    )
+    return counts, raw_energy, fmt_energy, raw_text is not None, fmt_text is not None, gpus
