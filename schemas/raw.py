@@ -261,7 +261,7 @@ _WIRE_NAMES: Final = {
 KNOWN_KEYS: Final = frozenset(_WIRE_NAMES.values())
 
 
-def _struct_type(name: str, info: FieldInfo) -> Any:
+def _struct_type(info: FieldInfo, *, no_sentinels: bool) -> Any:
     annotation = str(info.annotation)
     if "datetime" in annotation:
         return str | None  # parse_slurm_time below reads it
@@ -281,6 +281,10 @@ def _struct_type(name: str, info: FieldInfo) -> Any:
                 bounds[attr] = getattr(item, attr)
     if base is int and not bounds:
         bounds = {"ge": -(2**63), "le": 2**63 - 1}  # a plain int: what Avro's long holds
+    sentinels = [_SENTINEL_RULES[rule] for rule in _rules(info) if rule in _SENTINEL_RULES]
+    if no_sentinels and sentinels:
+        bounds.pop("le", None)  # every sentinel is above the field's other values
+        bounds["lt"] = min(min(group) for group in sentinels)
     # msgspec bounds must fit int64; larger ones (uint64 fields) are msgspec's own limit,
     # 2**64 - 1, which equals the model's.
     bounds = {k: v for k, v in bounds.items() if -(2**63) <= v < 2**63}
@@ -302,20 +306,30 @@ def _rules(info: FieldInfo) -> list[Callable[[Any], Any]]:
     return rules
 
 
-_FastStruct: Final = msgspec.defstruct(
-    "_FastStruct",
-    # In the model's (Slurm's) key order, jobid first: msgspec tries the next field first.
-    [("jobid", Annotated[int, msgspec.Meta(ge=1, lt=NO_VAL)], msgspec.NODEFAULT)]
-    + [
-        (name, _struct_type(name, info), None)
-        for name, info in RawJobcompRecord.model_fields.items()
-        if name != "jobid"
-    ],
-    rename=_WIRE_NAMES,
-    kw_only=True,
-    forbid_unknown_fields=True,
-)
+def _fast_struct(name: str, *, no_sentinels: bool) -> Any:
+    return msgspec.defstruct(
+        name,
+        # In the model's (Slurm's) key order, jobid first: msgspec tries the next field first.
+        [("jobid", Annotated[int, msgspec.Meta(ge=1, lt=NO_VAL)], msgspec.NODEFAULT)]
+        + [
+            (name, _struct_type(info, no_sentinels=no_sentinels), None)
+            for name, info in RawJobcompRecord.model_fields.items()
+            if name != "jobid"
+        ],
+        rename=_WIRE_NAMES,
+        kw_only=True,
+        forbid_unknown_fields=True,
+        gc=False,  # scalars only: nothing for the cycle collector to track
+    )
+
+
+_FastStruct: Final = _fast_struct("_FastStruct", no_sentinels=False)
 _FAST_DECODER: Final = msgspec.json.Decoder(_FastStruct)
+# The same with every NO_VAL/INFINITE sentinel out of range: Slurm leaves out most fields
+# that would hold one, so almost every record decodes with it and needs no sentinel check;
+# a record it refuses goes through _FastStruct.
+_PlainStruct: Final = _fast_struct("_PlainStruct", no_sentinels=True)
+_PLAIN_DECODER: Final = msgspec.json.Decoder(_PlainStruct)
 
 
 def _rule_groups() -> list[tuple[Callable[[Any], Any], tuple[str, ...]]]:
@@ -390,7 +404,7 @@ _INLINE_RULES: Final[dict[Callable[[Any], Any], Callable[[str, tuple[str, ...]],
 }
 
 
-def _compile_rules() -> Callable[[Any], bool]:
+def _compile_rules(*, sentinels: bool = True) -> Callable[[Any], bool]:
     """Straight-line code applying every rule group to a decoded struct in place (as
     dataclasses generate ``__init__``): a loop over the field names cost a third of the
     fast path. Generated from ``_GROUPS`` only, i.e. from the model's declarations.
@@ -402,10 +416,10 @@ def _compile_rules() -> Callable[[Any], bool]:
     env: dict[str, Any] = {"fromisoformat": datetime.fromisoformat, "utc_suffix": _UTC_SUFFIX}
     lines = ["def apply_rules(s):"]
     for i, (rule, names) in enumerate(_GROUPS):
-        sentinels = _SENTINEL_RULES.get(rule)
-        if sentinels is None:
+        group = _SENTINEL_RULES.get(rule)
+        if group is None or not sentinels:
             continue
-        env[f"sentinels_{i}"] = sentinels
+        env[f"sentinels_{i}"] = group
         values = ", ".join(f"s.{name}" for name in names)
         lines.append(f"    if not sentinels_{i}.isdisjoint(({values},)):")
         lines += [f"        if s.{name} in sentinels_{i}: s.{name} = None" for name in names]
@@ -433,6 +447,7 @@ def _compile_rules() -> Callable[[Any], bool]:
 
 
 _apply_rules: Final = _compile_rules()
+_apply_plain_rules: Final = _compile_rules(sentinels=False)  # for _PlainStruct
 
 
 def fast_record(body: bytes) -> tuple[Any, dict[str, Any]] | None:
@@ -443,6 +458,14 @@ def fast_record(body: bytes) -> tuple[Any, dict[str, Any]] | None:
     rules, absent = None): ``consumers.ingest.normalize`` reads it exactly as it reads a
     ``RawJobcompRecord``, without the cost of building one.
     """
+    try:
+        struct = _PLAIN_DECODER.decode(body)
+    except msgspec.ValidationError:
+        pass  # a sentinel, an unknown key or a bad value: _FastStruct below tells which
+    except msgspec.DecodeError:
+        return None
+    else:
+        return (struct, {}) if _apply_plain_rules(struct) else None
     try:
         struct = _FAST_DECODER.decode(body)
         extra: dict[str, Any] = {}

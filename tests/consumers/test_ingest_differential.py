@@ -14,13 +14,20 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import msgspec
 import pytest
 
 from consumers import ingest
 from consumers.ingest import Rejection, normalize_bytes
 from jobcarbon.synth import VERSIONS, generate_jobs, kafka_key_and_headers, record_dict, render
 from schemas.job import JobRecord
-from schemas.raw import fast_record
+from schemas.raw import (
+    _FAST_DECODER,
+    _PLAIN_DECODER,
+    _FastStruct,
+    _PlainStruct,
+    fast_record,
+)
 from tests.conftest import DATA
 from tests.consumers.stream.harness import adversarial_bad, adversarial_good
 from tests.consumers.test_ingest import CSCS_SLIDE, encode, upstream_24_11
@@ -146,3 +153,27 @@ def test_synthetic_records_take_the_fast_path(version: str) -> None:
         for event in ("end", "start"):
             body = render(job, version, event=event).rstrip(b"\x00")
             assert fast_record(body) is not None, (version, event, body)
+
+
+def test_the_plain_struct_differs_from_the_general_one_only_by_the_sentinels() -> None:
+    # fast_record decodes with _PlainStruct first (no sentinel check needed) and falls back to
+    # _FastStruct; both must read every other value alike.
+    assert _PlainStruct.__struct_fields__ == _FastStruct.__struct_fields__
+    assert _PlainStruct.__struct_encode_fields__ == _FastStruct.__struct_encode_fields__
+    job = generate_jobs(1, seed=3)[0]
+    for version in VERSIONS:
+        body = json.dumps(record_dict(job, version)).encode()
+        plain = msgspec.structs.asdict(_PLAIN_DECODER.decode(body))
+        assert plain == msgspec.structs.asdict(_FAST_DECODER.decode(body)), version
+
+
+@pytest.mark.parametrize("quirk", ["no_val_32", "no_val_unused", "no_val_16"])
+def test_records_with_sentinels_are_read_without_the_model(quirk: str) -> None:
+    job = generate_jobs(1, seed=3)[0]
+    body = json.dumps(record_dict(job, "24.11") | QUIRKS[quirk]).encode()
+    with pytest.raises(msgspec.ValidationError):
+        _PLAIN_DECODER.decode(body)
+    fast = fast_record(body)
+    assert fast is not None
+    for key in QUIRKS[quirk]:
+        assert getattr(fast[0], key) is None, key
