@@ -24,7 +24,7 @@ from schemas.job import (
     JobRecord,
 )
 from schemas.raw import NO_VAL64, RawJobcompRecord, fast_record
-from schemas.tres import TresParseError, read_tres_parts
+from schemas.tres import TresParseError, read_tres_counts, read_tres_parts
 
 logger = logging.getLogger(__name__)
 
@@ -261,7 +261,7 @@ def _normalize(
         fields = _CSCS_ALLOC_FIELDS if cscs else _ALLOC_FIELDS
         raise TresParseError(f"field {fields[0]!r} or {fields[1]!r}: {exc}") from None
     try:
-        tres_req = read_tres_parts(r.tres_req_raw, r.tres_req)[0]
+        tres_req = read_tres_counts(r.tres_req_raw, r.tres_req)
     except TresParseError as exc:
         raise TresParseError(f"field {_REQ_FIELDS[0]!r} or {_REQ_FIELDS[1]!r}: {exc}") from None
 
@@ -443,7 +443,10 @@ def normalize_bytes(
             checked = raw, raw.extra_fields
         fields, extra = checked
 
-        if b"\\u0000" in body:
+        # rfind, not ``in``: ``bytes in bytes`` first tries the needle as an integer and
+        # raises and clears a TypeError, and the backwards search tests the needle's first
+        # byte (a backslash) rather than its last (a digit, ~60 per record): 0.63 -> 0.37 us.
+        if body.rfind(b"\\u0000") >= 0:
             # Slurm's strings are C strings: an escaped NUL means a corrupt record, and
             # PostgreSQL text cannot hold it.
             # The stdlib parser reads everything the model accepted (Infinity, NaN, big ints).

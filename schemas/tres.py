@@ -162,13 +162,24 @@ class TresReading(NamedTuple):
 _reading: Final = partial(tuple.__new__, TresReading)
 
 
+def _joined(head: str | None, tail: str | None) -> str | None:
+    # A comma list from the items before and after a cut-out one (either may be None).
+    if head is None:
+        return tail
+    return head if tail is None else head + "," + tail
+
+
 @lru_cache(maxsize=8192)
 def _merged_counts(
-    raw_text: str | None, fmt_text: str | None
+    raw_head: str | None, raw_tail: str | None, fmt_head: str | None, fmt_tail: str | None
 ) -> tuple[TresCounts, int | None, int | None]:
+    # The raw and formatted strings without their energy items, each given as the items
+    # before and after it (joined only on a miss: the key costs no new strings).
     # Names come from the formatted string (site TRES ids are only known there); exact
     # static counts from the raw one. The cached dict is shared: callers copy it. Also the
     # GPU count and the raw string's own id-3 count (when no "3=" item was cut out of it).
+    raw_text = _joined(raw_head, raw_tail) or None
+    fmt_text = _joined(fmt_head, fmt_tail) or None
     merged: dict[str, int | float] = parse_formatted(fmt_text) if fmt_text else {}
     raw_energy = None
     if raw_text:
@@ -196,6 +207,15 @@ def read_tres(raw_text: str | None, fmt_text: str | None) -> TresReading:
     return _reading(read_tres_parts(raw_text, fmt_text))
 
 
+def read_tres_counts(raw_text: str | None, fmt_text: str | None) -> TresCounts:
+    """Only the counts of ``read_tres`` (a fresh dict): what a job's request needs."""
+    if (raw_text is None or "3=" not in raw_text) and (
+        fmt_text is None or "energy=" not in fmt_text
+    ):
+        return _read_tres_cached(raw_text, fmt_text)[0].copy()
+    return _read_tres(raw_text, fmt_text)[0]
+
+
 def read_tres_parts(raw_text: str | None, fmt_text: str | None) -> TresParts:
     """``read_tres`` as a plain tuple, in ``TresReading``'s field order (the hot path's form).
 
@@ -213,42 +233,41 @@ def read_tres_parts(raw_text: str | None, fmt_text: str | None) -> TresParts:
 def _read_tres(raw_text: str | None, fmt_text: str | None) -> TresParts:
     # The energy items ("3=<J>" raw, "energy=<J>" formatted) are cut out of strings in
     # Slurm's own form (no spaces) with str.partition, inline: per allocation this is the
-    # hot path's largest cost after decoding.
+    # hot path's largest cost after decoding. A string is passed on as the items before
+    # and after its energy item (head, tail); uncut, as (text, None).
     raw_energy: int | None = None
     fmt_energy: int | None = None
-    raw_rest, fmt_rest = raw_text, fmt_text
+    raw_head, raw_tail, fmt_head, fmt_tail = raw_text, None, fmt_text, None
     raw_cut = fmt_cut = False
     if raw_text is not None and " " not in raw_text:
         if raw_text.startswith("3="):
-            value, _, raw_rest = raw_text[2:].partition(",")
-            raw_cut = True
+            value, _, raw_tail = raw_text[2:].partition(",")
+            raw_head, raw_cut = None, True
         else:
-            head, raw_cut_sep, tail = raw_text.partition(",3=")
-            if raw_cut_sep:
+            head, sep, tail = raw_text.partition(",3=")
+            if sep:
                 value, more, rest = tail.partition(",")
-                raw_rest = head + "," + rest if more else head
-                raw_cut = True
+                raw_head, raw_tail, raw_cut = head, rest if more else None, True
         if raw_cut:
             if not (value.isdigit() and value.isascii()):
                 raise TresParseError(f"raw TRES 3={value!r} is not a non-negative integer")
             raw_energy = int(value)
     if fmt_text is not None and " " not in fmt_text:
         if fmt_text.startswith("energy="):
-            value, _, fmt_rest = fmt_text[7:].partition(",")
-            fmt_cut = True
+            value, _, fmt_tail = fmt_text[7:].partition(",")
+            fmt_head, fmt_cut = None, True
         else:
-            head, fmt_cut_sep, tail = fmt_text.partition(",energy=")
-            if fmt_cut_sep:
+            head, sep, tail = fmt_text.partition(",energy=")
+            if sep:
                 value, more, rest = tail.partition(",")
-                fmt_rest = head + "," + rest if more else head
-                fmt_cut = True
+                fmt_head, fmt_tail, fmt_cut = head, rest if more else None, True
         if fmt_cut:
             fmt_energy = (
                 int(value)
                 if value.isdigit() and value.isascii()
                 else int(parse_formatted_value("energy", value))
             )
-    merged, gpus, rest_energy = _merged_counts(raw_rest or None, fmt_rest or None)
+    merged, gpus, rest_energy = _merged_counts(raw_head, raw_tail, fmt_head, fmt_tail)
     counts = merged.copy()
     if raw_text is not None and not raw_cut:  # spaces or no "3=": read with the rest
         raw_energy = rest_energy
