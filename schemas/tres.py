@@ -198,7 +198,7 @@ TresParts = tuple[TresCounts, int | None, int | None, bool, bool, int | None]
 
 @lru_cache(maxsize=8192)
 def _read_tres_cached(raw_text: str | None, fmt_text: str | None) -> TresParts:
-    return _read_tres(raw_text, fmt_text)
+    return read_tres_parts(raw_text, fmt_text)
 
 
 def read_tres(raw_text: str | None, fmt_text: str | None) -> TresReading:
@@ -208,29 +208,22 @@ def read_tres(raw_text: str | None, fmt_text: str | None) -> TresReading:
 
 
 def read_tres_counts(raw_text: str | None, fmt_text: str | None) -> TresCounts:
-    """Only the counts of ``read_tres`` (a fresh dict): what a job's request needs."""
+    """Only the counts of ``read_tres`` (a fresh dict): what a job's request needs.
+
+    Requests repeat across jobs and seldom hold energy: those without are cached whole."""
     if (raw_text is None or "3=" not in raw_text) and (
         fmt_text is None or "energy=" not in fmt_text
     ):
         return _read_tres_cached(raw_text, fmt_text)[0].copy()
-    return _read_tres(raw_text, fmt_text)[0]
+    return read_tres_parts(raw_text, fmt_text)[0]
 
 
 def read_tres_parts(raw_text: str | None, fmt_text: str | None) -> TresParts:
     """``read_tres`` as a plain tuple, in ``TresReading``'s field order (the hot path's form).
 
-    Requests repeat across jobs and are cached whole; allocations differ in their energy,
-    which is cut out before the cached parse of the rest. Callers get their own dict.
+    Allocations differ in their energy, which is cut out before the cached parse of the
+    rest. Callers get their own dict.
     """
-    if (raw_text is None or "3=" not in raw_text) and (
-        fmt_text is None or "energy=" not in fmt_text
-    ):
-        cached = _read_tres_cached(raw_text, fmt_text)
-        return (cached[0].copy(), *cached[1:])
-    return _read_tres(raw_text, fmt_text)  # its counts dict is already a fresh one
-
-
-def _read_tres(raw_text: str | None, fmt_text: str | None) -> TresParts:
     # The energy items ("3=<J>" raw, "energy=<J>" formatted) are cut out of strings in
     # Slurm's own form (no spaces) with str.partition, inline: per allocation this is the
     # hot path's largest cost after decoding. A string is passed on as the items before
