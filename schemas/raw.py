@@ -19,7 +19,6 @@ is derived from the model's own declarations and hands anything unusual back to 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, cast
@@ -306,7 +305,7 @@ def _rules(info: FieldInfo) -> list[Callable[[Any], Any]]:
     return rules
 
 
-def _fast_struct(name: str, *, no_sentinels: bool) -> Any:
+def _fast_struct(name: str, *, no_sentinels: bool, forbid_unknown: bool = True) -> Any:
     return msgspec.defstruct(
         name,
         # In the model's (Slurm's) key order, jobid first: msgspec tries the next field first.
@@ -318,7 +317,7 @@ def _fast_struct(name: str, *, no_sentinels: bool) -> Any:
         ],
         rename=_WIRE_NAMES,
         kw_only=True,
-        forbid_unknown_fields=True,
+        forbid_unknown_fields=forbid_unknown,
         gc=False,  # scalars only: nothing for the cycle collector to track
     )
 
@@ -330,6 +329,13 @@ _FAST_DECODER: Final = msgspec.json.Decoder(_FastStruct)
 # a record it refuses goes through _FastStruct.
 _PlainStruct: Final = _fast_struct("_PlainStruct", no_sentinels=True)
 _PLAIN_DECODER: Final = msgspec.json.Decoder(_PlainStruct)
+# Records with unknown keys: the known ones into _FastStruct's fields (the unknown ones
+# skipped), and every key's value as raw JSON, to read the unknown ones.
+_OPEN_DECODER: Final = msgspec.json.Decoder(
+    _fast_struct("_OpenStruct", no_sentinels=False, forbid_unknown=False)
+)
+_ITEMS_DECODER: Final = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_ANY_DECODER: Final = msgspec.json.Decoder()
 
 
 def _rule_groups() -> list[tuple[Callable[[Any], Any], tuple[str, ...]]]:
@@ -460,33 +466,37 @@ def fast_record(body: bytes) -> tuple[Any, dict[str, Any]] | None:
     """
     try:
         struct = _PLAIN_DECODER.decode(body)
-    except msgspec.ValidationError:
-        pass  # a sentinel, an unknown key or a bad value: _FastStruct below tells which
+    except msgspec.ValidationError as exc:
+        error = str(exc)  # a sentinel, an unknown key or a bad value
     except msgspec.DecodeError:
         return None
     else:
         return (struct, {}) if _apply_plain_rules(struct) else None
-    try:
-        struct = _FAST_DECODER.decode(body)
-        extra: dict[str, Any] = {}
-    except msgspec.ValidationError as exc:
-        if "unknown field" not in str(exc):
-            return None
-        # Unknown keys (a newer Slurm, a site patch): split them off and keep them. The
-        # stdlib parser keeps integers of any size exact, as the model does (orjson would
-        # turn those above 64 bits into floats).
+    # (A failed decode costs more than a whole one: each attempt below is made only when
+    # the one before says it can succeed.)
+    struct = None
+    if "unknown field" not in error:
         try:
-            doc = json.loads(body)
+            struct = _FAST_DECODER.decode(body)  # sentinels are fine here
+        except msgspec.ValidationError:
+            pass  # an unknown key after a sentinel, or a bad value
+        except msgspec.DecodeError:
+            return None
+    extra: dict[str, Any] = {}
+    if struct is None:
+        # Unknown keys (a newer Slurm, a site patch), or a bad value: _OpenStruct differs
+        # from _FastStruct only in skipping unknown keys, so if it reads the record, that
+        # is what it had. The unknown ones are kept as they came; msgspec reads their values
+        # exactly as the stdlib parser does (integers of any size included) or refuses them
+        # (NaN, 1e400, lone surrogates: the model decides). msgspec.DecodeError is a
+        # ValueError.
+        try:
+            struct = _OPEN_DECODER.decode(body)
+            extra = {
+                key: _ANY_DECODER.decode(value)
+                for key, value in _ITEMS_DECODER.decode(body).items()
+                if key not in KNOWN_KEYS
+            }
         except (ValueError, RecursionError):
             return None
-        if type(doc) is not dict:
-            return None
-        extra = {k: v for k, v in doc.items() if k not in KNOWN_KEYS}
-        known = {k: v for k, v in doc.items() if k in KNOWN_KEYS}
-        try:
-            struct = msgspec.convert(known, _FastStruct)
-        except msgspec.ValidationError:
-            return None
-    except msgspec.DecodeError:
-        return None
     return (struct, extra) if _apply_rules(struct) else None

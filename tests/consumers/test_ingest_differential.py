@@ -177,3 +177,26 @@ def test_records_with_sentinels_are_read_without_the_model(quirk: str) -> None:
     assert fast is not None
     for key in QUIRKS[quirk]:
         assert getattr(fast[0], key) is None, key
+
+
+@pytest.mark.parametrize("first", [True, False])
+def test_unknown_keys_are_read_without_the_model_and_kept_exactly(first: bool) -> None:
+    job = generate_jobs(1, seed=3)[0]
+    unknown = {"site_big": 10**30, "site_list": [1.5, {"a": None, "b": "é\\/"}], "end": "x"}
+    doc = unknown | record_dict(job, "24.11") if first else record_dict(job, "24.11") | unknown
+    body = json.dumps(doc | {"time_limit": NO_VAL}).encode()
+    fast = fast_record(body)
+    assert fast is not None
+    struct, extra = fast
+    assert extra == unknown and list(extra) == list(unknown)
+    assert type(extra["site_big"]) is int
+    assert struct.time_limit is None  # the sentinel rule still ran
+
+
+def test_unknown_values_msgspec_refuses_go_to_the_model() -> None:
+    job = generate_jobs(1, seed=3)[0]
+    body = json.dumps(record_dict(job, "24.11") | {"site_nan": float("nan")}).encode()
+    assert b"NaN" in body and fast_record(body) is None
+    record = normalize_bytes(body)
+    assert isinstance(record, JobRecord)
+    assert record.extra["site_nan"] != record.extra["site_nan"]  # NaN, as the model read it
