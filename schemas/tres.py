@@ -218,6 +218,19 @@ def read_tres_counts(raw_text: str | None, fmt_text: str | None) -> TresCounts:
     return read_tres_parts(raw_text, fmt_text)[0]
 
 
+def _cut(text: str, prefix: str, comma_prefix: str) -> tuple[str | None, str | None, str] | None:
+    # The items before and after the first item ``prefix<value>`` (None for none), and
+    # its value; None when there is no such item.
+    if text.startswith(prefix):
+        value, _, tail = text[len(prefix) :].partition(",")
+        return None, tail, value
+    head, sep, tail = text.partition(comma_prefix)
+    if not sep:
+        return None
+    value, more, rest = tail.partition(",")
+    return head, rest if more else None, value
+
+
 def read_tres_parts(raw_text: str | None, fmt_text: str | None) -> TresParts:
     """``read_tres`` as a plain tuple, in ``TresReading``'s field order (the hot path's form).
 
@@ -225,36 +238,24 @@ def read_tres_parts(raw_text: str | None, fmt_text: str | None) -> TresParts:
     rest. Callers get their own dict.
     """
     # The energy items ("3=<J>" raw, "energy=<J>" formatted) are cut out of strings in
-    # Slurm's own form (no spaces) with str.partition, inline: per allocation this is the
-    # hot path's largest cost after decoding. A string is passed on as the items before
-    # and after its energy item (head, tail); uncut, as (text, None).
+    # Slurm's own form (no spaces): per allocation this is the hot path's largest cost
+    # after decoding. A string goes to the cache as the items before and after its energy
+    # item (head, tail); uncut, as (text, None).
     raw_energy: int | None = None
     fmt_energy: int | None = None
     raw_head, raw_tail, fmt_head, fmt_tail = raw_text, None, fmt_text, None
-    raw_cut = fmt_cut = False
+    raw_cut = fmt_cut = None
     if raw_text is not None and " " not in raw_text:
-        if raw_text.startswith("3="):
-            value, _, raw_tail = raw_text[2:].partition(",")
-            raw_head, raw_cut = None, True
-        else:
-            head, sep, tail = raw_text.partition(",3=")
-            if sep:
-                value, more, rest = tail.partition(",")
-                raw_head, raw_tail, raw_cut = head, rest if more else None, True
-        if raw_cut:
+        raw_cut = _cut(raw_text, "3=", ",3=")
+        if raw_cut is not None:
+            raw_head, raw_tail, value = raw_cut
             if not (value.isdigit() and value.isascii()):
                 raise TresParseError(f"raw TRES 3={value!r} is not a non-negative integer")
             raw_energy = int(value)
     if fmt_text is not None and " " not in fmt_text:
-        if fmt_text.startswith("energy="):
-            value, _, fmt_tail = fmt_text[7:].partition(",")
-            fmt_head, fmt_cut = None, True
-        else:
-            head, sep, tail = fmt_text.partition(",energy=")
-            if sep:
-                value, more, rest = tail.partition(",")
-                fmt_head, fmt_tail, fmt_cut = head, rest if more else None, True
-        if fmt_cut:
+        fmt_cut = _cut(fmt_text, "energy=", ",energy=")
+        if fmt_cut is not None:
+            fmt_head, fmt_tail, value = fmt_cut
             fmt_energy = (
                 int(value)
                 if value.isdigit() and value.isascii()
@@ -262,9 +263,9 @@ def read_tres_parts(raw_text: str | None, fmt_text: str | None) -> TresParts:
             )
     merged, gpus, rest_energy = _merged_counts(raw_head, raw_tail, fmt_head, fmt_tail)
     counts = merged.copy()
-    if raw_text is not None and not raw_cut:  # spaces or no "3=": read with the rest
+    if raw_text is not None and raw_cut is None:  # spaces or no "3=": read with the rest
         raw_energy = rest_energy
-    if fmt_text is not None and not fmt_cut and "energy" in counts:
+    if fmt_text is not None and fmt_cut is None and "energy" in counts:
         fmt_energy = int(counts["energy"])
     energy = raw_energy if raw_energy is not None else fmt_energy
     if energy is not None and energy < ENERGY_INVALID_AT_J:
