@@ -145,12 +145,12 @@ def _find_nul(doc: Any, path: str = "") -> str | None:
             if "\x00" in key:
                 return f"{path}.{key!r}" if path else repr(key)
             found = _find_nul(value, f"{path}.{key}" if path else key)
-            if found:
+            if found is not None:
                 return found
     if isinstance(doc, list):
         for i, value in enumerate(doc):
             found = _find_nul(value, f"{path}[{i}]")
-            if found:
+            if found is not None:
                 return found
     return None
 
@@ -448,12 +448,17 @@ def normalize_bytes(
         # byte (a backslash) rather than its last (a digit, ~60 per record): 0.63 -> 0.37 us.
         if body.rfind(b"\\u0000") >= 0:
             # Slurm's strings are C strings: an escaped NUL means a corrupt record, and
-            # PostgreSQL text cannot hold it.
-            # The stdlib parser reads everything the model accepted (Infinity, NaN, big ints).
-            where = _find_nul(json.loads(body)) or "<record>"
-            return Rejection(
-                Reason.NUL_IN_STRING, f"field {where} contains a NUL character", raw_bytes
-            )
+            # PostgreSQL text cannot hold it. The bytes only hint at one: ``\\u0000`` (an
+            # escaped backslash, then the text u0000) is no NUL, so the decoded document
+            # decides. The stdlib parser reads everything the model accepted (Infinity, NaN,
+            # big ints).
+            where = _find_nul(json.loads(body))
+            if where is not None:
+                return Rejection(
+                    Reason.NUL_IN_STRING,
+                    f"field {where or '<record>'} contains a NUL character",
+                    raw_bytes,
+                )
 
         patch_schema = None
         if headers and SCHEMA_HEADER in headers:
