@@ -19,7 +19,6 @@ is derived from the model's own declarations and hands anything unusual back to 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, cast
@@ -45,6 +44,9 @@ INFINITE64: Final = 0xFFFFFFFFFFFFFFFF
 _TIME_SENTINELS: Final = frozenset({"", "Unknown", "None", "unknown", "none"})
 _SENTINELS_32: Final = frozenset({NO_VAL, INFINITE})
 _SENTINELS_16: Final = frozenset({NO_VAL16, INFINITE16})
+#: Slurm's timestamps: ``YYYY-MM-DDTHH:MM:SS`` in UTC, read with this offset appended.
+_SLURM_TIME_LEN: Final = 19
+_UTC_SUFFIX: Final = "+00:00"
 
 
 def parse_slurm_time(value: Any) -> datetime | None:
@@ -53,11 +55,12 @@ def parse_slurm_time(value: Any) -> datetime | None:
     ``"Unknown"``, ``"None"``, empty and null mean missing. An offset or ``Z`` is honoured;
     epoch seconds (int) are accepted, 0 and sentinels meaning missing.
     """
-    if type(value) is str and len(value) == 19:
+    if type(value) is str and len(value) == _SLURM_TIME_LEN:
         # Slurm's own form. An explicit "+00:00" parses five times faster than
         # ``.replace(tzinfo=UTC)`` and gives the same value (tzinfo is ``UTC`` itself).
+        # The fast path runs this branch inline (``_emit_times``).
         try:
-            return datetime.fromisoformat(value + "+00:00")
+            return datetime.fromisoformat(value + _UTC_SUFFIX)
         except ValueError:
             return _parse_plain_utc(value)
     if value is None:
@@ -257,7 +260,7 @@ _WIRE_NAMES: Final = {
 KNOWN_KEYS: Final = frozenset(_WIRE_NAMES.values())
 
 
-def _struct_type(name: str, info: FieldInfo) -> Any:
+def _struct_type(info: FieldInfo, *, no_sentinels: bool) -> Any:
     annotation = str(info.annotation)
     if "datetime" in annotation:
         return str | None  # parse_slurm_time below reads it
@@ -277,6 +280,10 @@ def _struct_type(name: str, info: FieldInfo) -> Any:
                 bounds[attr] = getattr(item, attr)
     if base is int and not bounds:
         bounds = {"ge": -(2**63), "le": 2**63 - 1}  # a plain int: what Avro's long holds
+    sentinels = [_SENTINEL_RULES[rule] for rule in _rules(info) if rule in _SENTINEL_RULES]
+    if no_sentinels and sentinels:
+        bounds.pop("le", None)  # every sentinel is above the field's other values
+        bounds["lt"] = min(min(group) for group in sentinels)
     # msgspec bounds must fit int64; larger ones (uint64 fields) are msgspec's own limit,
     # 2**64 - 1, which equals the model's.
     bounds = {k: v for k, v in bounds.items() if -(2**63) <= v < 2**63}
@@ -298,20 +305,37 @@ def _rules(info: FieldInfo) -> list[Callable[[Any], Any]]:
     return rules
 
 
-_FastStruct: Final = msgspec.defstruct(
-    "_FastStruct",
-    # In the model's (Slurm's) key order, jobid first: msgspec tries the next field first.
-    [("jobid", Annotated[int, msgspec.Meta(ge=1, lt=NO_VAL)], msgspec.NODEFAULT)]
-    + [
-        (name, _struct_type(name, info), None)
-        for name, info in RawJobcompRecord.model_fields.items()
-        if name != "jobid"
-    ],
-    rename=_WIRE_NAMES,
-    kw_only=True,
-    forbid_unknown_fields=True,
-)
+def _fast_struct(name: str, *, no_sentinels: bool, forbid_unknown: bool = True) -> Any:
+    return msgspec.defstruct(
+        name,
+        # In the model's (Slurm's) key order, jobid first: msgspec tries the next field first.
+        [("jobid", Annotated[int, msgspec.Meta(ge=1, lt=NO_VAL)], msgspec.NODEFAULT)]
+        + [
+            (name, _struct_type(info, no_sentinels=no_sentinels), None)
+            for name, info in RawJobcompRecord.model_fields.items()
+            if name != "jobid"
+        ],
+        rename=_WIRE_NAMES,
+        kw_only=True,
+        forbid_unknown_fields=forbid_unknown,
+        gc=False,  # scalars only: nothing for the cycle collector to track
+    )
+
+
+_FastStruct: Final = _fast_struct("_FastStruct", no_sentinels=False)
 _FAST_DECODER: Final = msgspec.json.Decoder(_FastStruct)
+# The same with every NO_VAL/INFINITE sentinel out of range: Slurm leaves out most fields
+# that would hold one, so almost every record decodes with it and needs no sentinel check;
+# a record it refuses goes through _FastStruct.
+_PlainStruct: Final = _fast_struct("_PlainStruct", no_sentinels=True)
+_PLAIN_DECODER: Final = msgspec.json.Decoder(_PlainStruct)
+# Records with unknown keys: the known ones into _FastStruct's fields (the unknown ones
+# skipped), and every key's value as raw JSON, to read the unknown ones.
+_OPEN_DECODER: Final = msgspec.json.Decoder(
+    _fast_struct("_OpenStruct", no_sentinels=False, forbid_unknown=False)
+)
+_ITEMS_DECODER: Final = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_ANY_DECODER: Final = msgspec.json.Decoder()
 
 
 def _rule_groups() -> list[tuple[Callable[[Any], Any], tuple[str, ...]]]:
@@ -347,27 +371,61 @@ _RESULT_CHECKS: Final[dict[Callable[[Any], Any], Callable[[Any], bool]]] = {
 }
 
 
-#: Rules whose result is reused for equal strings within a record (the rules are pure):
-#: submit, eligible and start are often equal; for other rules a lookup costs more than it saves.
-_REUSED_RULES: Final = frozenset({parse_slurm_time})
+def _emit_times(rule: str, names: tuple[str, ...]) -> list[str]:
+    # parse_slurm_time, its Slurm-form branch inline; a value equal to an earlier field's
+    # (submit, eligible and start often are) takes that field's result.
+    lines: list[str] = []
+    for k, name in enumerate(names):
+        lines += [f"        v{k} = s.{name}", f"        if v{k} is not None:"]
+        branch = "if"
+        for j in range(k):
+            lines += [f"            {branch} v{k} == v{j}:", f"                d{k} = d{j}"]
+            branch = "elif"
+        lines += [
+            f"            {branch} len(v{k}) == {_SLURM_TIME_LEN}:",
+            "                try:",
+            f"                    d{k} = fromisoformat(v{k} + utc_suffix)",
+            "                except ValueError:",
+            f"                    d{k} = {rule}(v{k})",
+            "            else:",
+            f"                d{k} = {rule}(v{k})",
+            f"            s.{name} = d{k}",
+        ]
+    return lines
 
 
-def _compile_rules() -> Callable[[Any], bool]:
+def _emit_blank(rule: str, names: tuple[str, ...]) -> list[str]:
+    # blank_to_none on a str field, inline.
+    return [
+        f"        if s.{n} is not None and (not s.{n} or s.{n}.isspace()): s.{n} = None"
+        for n in names
+    ]
+
+
+#: Rules the generated code runs inline (the struct types these fields as ``str | None``);
+#: tests/consumers/test_ingest_differential.py holds them to the rules themselves.
+_INLINE_RULES: Final[dict[Callable[[Any], Any], Callable[[str, tuple[str, ...]], list[str]]]] = {
+    parse_slurm_time: _emit_times,
+    blank_to_none: _emit_blank,
+}
+
+
+def _compile_rules(*, sentinels: bool = True) -> Callable[[Any], bool]:
     """Straight-line code applying every rule group to a decoded struct in place (as
     dataclasses generate ``__init__``): a loop over the field names cost a third of the
     fast path. Generated from ``_GROUPS`` only, i.e. from the model's declarations.
 
     Sentinel groups: one set operation over the group's values, per field only when a
-    sentinel is there. Other rules: per non-null value, equal timestamps sharing one result.
-    False when a rule fails.
+    sentinel is there. Timestamps and blank TRES strings: the rule inline, equal timestamps
+    sharing one result. Other rules: a call per non-null value. False when a rule fails.
     """
-    env: dict[str, Any] = {}
+    env: dict[str, Any] = {"fromisoformat": datetime.fromisoformat, "utc_suffix": _UTC_SUFFIX}
     lines = ["def apply_rules(s):"]
     for i, (rule, names) in enumerate(_GROUPS):
-        sentinels = _SENTINEL_RULES.get(rule)
-        if sentinels is None:
+        group = _SENTINEL_RULES.get(rule)
+        if group is None or not sentinels:
             continue
-        env[f"sentinels_{i}"] = sentinels
+        env[f"sentinels_{i}"] = group
         values = ", ".join(f"s.{name}" for name in names)
         lines.append(f"    if not sentinels_{i}.isdisjoint(({values},)):")
         lines += [f"        if s.{name} in sentinels_{i}: s.{name} = None" for name in names]
@@ -376,21 +434,16 @@ def _compile_rules() -> Callable[[Any], bool]:
         if rule in _SENTINEL_RULES:
             continue
         env[f"rule_{i}"], env[f"check_{i}"] = rule, _RESULT_CHECKS.get(rule)
+        inline = _INLINE_RULES.get(rule)
+        if inline is not None:
+            lines += inline(f"rule_{i}", names)
+            continue
         call = [f"new = rule_{i}(v)"]
         if env[f"check_{i}"] is not None:
             call.append(f"if not check_{i}(new): return False")
-        reuse = rule in _REUSED_RULES
-        if reuse:
-            lines.append("        seen = {}")
         for name in names:
             lines += [f"        v = s.{name}", "        if v is not None:"]
-            if reuse:
-                lines += ["            new = seen.get(v, seen) if type(v) is str else seen"]
-                lines += ["            if new is seen:"]
-                lines += [f"                {line}" for line in call]
-                lines += ["                if type(v) is str: seen[v] = new"]
-            else:
-                lines += [f"            {line}" for line in call]
+            lines += [f"            {line}" for line in call]
             lines.append(f"            if new is not v: s.{name} = new")
     lines += ["    except ValueError:", "        return False", "    return True"]
     if not all(name.isidentifier() for _, names in _GROUPS for name in names):
@@ -400,6 +453,7 @@ def _compile_rules() -> Callable[[Any], bool]:
 
 
 _apply_rules: Final = _compile_rules()
+_apply_plain_rules: Final = _compile_rules(sentinels=False)  # for _PlainStruct
 
 
 def fast_record(body: bytes) -> tuple[Any, dict[str, Any]] | None:
@@ -411,26 +465,38 @@ def fast_record(body: bytes) -> tuple[Any, dict[str, Any]] | None:
     ``RawJobcompRecord``, without the cost of building one.
     """
     try:
-        struct = _FAST_DECODER.decode(body)
-        extra: dict[str, Any] = {}
+        struct = _PLAIN_DECODER.decode(body)
     except msgspec.ValidationError as exc:
-        if "unknown field" not in str(exc):
-            return None
-        # Unknown keys (a newer Slurm, a site patch): split them off and keep them. The
-        # stdlib parser keeps integers of any size exact, as the model does (orjson would
-        # turn those above 64 bits into floats).
-        try:
-            doc = json.loads(body)
-        except (ValueError, RecursionError):
-            return None
-        if type(doc) is not dict:
-            return None
-        extra = {k: v for k, v in doc.items() if k not in KNOWN_KEYS}
-        known = {k: v for k, v in doc.items() if k in KNOWN_KEYS}
-        try:
-            struct = msgspec.convert(known, _FastStruct)
-        except msgspec.ValidationError:
-            return None
+        error = str(exc)  # a sentinel, an unknown key or a bad value
     except msgspec.DecodeError:
         return None
+    else:
+        return (struct, {}) if _apply_plain_rules(struct) else None
+    # (A failed decode costs more than a whole one: each attempt below is made only when
+    # the one before says it can succeed.)
+    struct = None
+    if "unknown field" not in error:
+        try:
+            struct = _FAST_DECODER.decode(body)  # sentinels are fine here
+        except msgspec.ValidationError:
+            pass  # an unknown key after a sentinel, or a bad value
+        except msgspec.DecodeError:
+            return None
+    extra: dict[str, Any] = {}
+    if struct is None:
+        # Unknown keys (a newer Slurm, a site patch), or a bad value: _OpenStruct differs
+        # from _FastStruct only in skipping unknown keys, so if it reads the record, that
+        # is what it had. The unknown ones are kept as they came; msgspec reads their values
+        # exactly as the stdlib parser does (integers of any size included) or refuses them
+        # (NaN, 1e400, lone surrogates: the model decides). msgspec.DecodeError is a
+        # ValueError.
+        try:
+            struct = _OPEN_DECODER.decode(body)
+            extra = {
+                key: _ANY_DECODER.decode(value)
+                for key, value in _ITEMS_DECODER.decode(body).items()
+                if key not in KNOWN_KEYS
+            }
+        except (ValueError, RecursionError):
+            return None
     return (struct, extra) if _apply_rules(struct) else None

@@ -162,76 +162,110 @@ class TresReading(NamedTuple):
 _reading: Final = partial(tuple.__new__, TresReading)
 
 
-def _cut_item(text: str, prefix: str) -> tuple[str, str | None]:
-    """Remove the first item ``prefix<value>`` from a comma list: (rest, value); ``text``
-    itself when there is none."""
-    if text.startswith(prefix):
-        value, _, rest = text[len(prefix) :].partition(",")
-        return rest, value
-    head, found, tail = text.partition("," + prefix)
-    if not found:
-        return text, None
-    value, more, rest = tail.partition(",")
-    return (head + "," + rest if more else head), value
+def _joined(head: str | None, tail: str | None) -> str | None:
+    # A comma list from the items before and after a cut-out one (either may be None).
+    if head is None:
+        return tail
+    return head if tail is None else head + "," + tail
 
 
 @lru_cache(maxsize=8192)
-def _merged_counts(raw_text: str | None, fmt_text: str | None) -> tuple[TresCounts, int | None]:
+def _merged_counts(
+    raw_head: str | None, raw_tail: str | None, fmt_head: str | None, fmt_tail: str | None
+) -> tuple[TresCounts, int | None, int | None]:
+    # The raw and formatted strings without their energy items, each given as the items
+    # before and after it (joined only on a miss: the key costs no new strings).
     # Names come from the formatted string (site TRES ids are only known there); exact
-    # static counts from the raw one. The cached dict is shared: callers copy it.
+    # static counts from the raw one. The cached dict is shared: callers copy it. Also the
+    # GPU count and the raw string's own id-3 count (when no "3=" item was cut out of it).
+    raw_text = _joined(raw_head, raw_tail) or None
+    fmt_text = _joined(fmt_head, fmt_tail) or None
     merged: dict[str, int | float] = parse_formatted(fmt_text) if fmt_text else {}
+    raw_energy = None
     if raw_text:
-        for name, count in raw_to_named(parse_raw(raw_text)).items():
+        ids = parse_raw(raw_text)
+        raw_energy = ids.get(TRES_ENERGY_ID)
+        for name, count in raw_to_named(ids).items():
             if name.startswith("tres/") and fmt_text is not None:
                 continue
             merged[name] = count
-    return merged, gpu_count(merged)
+    return merged, gpu_count(merged), raw_energy
+
+
+#: ``read_tres_parts``: counts, raw energy, formatted energy, has raw, has formatted, GPUs.
+TresParts = tuple[TresCounts, int | None, int | None, bool, bool, int | None]
 
 
 @lru_cache(maxsize=8192)
-def _read_tres_cached(raw_text: str | None, fmt_text: str | None) -> TresReading:
-    return _read_tres(raw_text, fmt_text)
+def _read_tres_cached(raw_text: str | None, fmt_text: str | None) -> TresParts:
+    return read_tres_parts(raw_text, fmt_text)
 
 
 def read_tres(raw_text: str | None, fmt_text: str | None) -> TresReading:
     """Read a job's TRES from its raw (``1=4,3=1260``) and formatted (``cpu=4,energy=1260``)
-    strings, either of which may be missing. Raises TresParseError naming the bad item.
+    strings, either of which may be missing. Raises TresParseError naming the bad item."""
+    return _reading(read_tres_parts(raw_text, fmt_text))
 
-    Requests repeat across jobs and are cached whole; allocations differ in their energy,
-    which is cut out before the cached parse of the rest. Callers get their own dict.
-    """
-    if (raw_text is not None and "3=" in raw_text) or (
-        fmt_text is not None and "energy=" in fmt_text
+
+def read_tres_counts(raw_text: str | None, fmt_text: str | None) -> TresCounts:
+    """Only the counts of ``read_tres`` (a fresh dict): what a job's request needs.
+
+    Requests repeat across jobs and seldom hold energy: those without are cached whole."""
+    if (raw_text is None or "3=" not in raw_text) and (
+        fmt_text is None or "energy=" not in fmt_text
     ):
-        return _read_tres(raw_text, fmt_text)  # its counts dict is already a fresh one
-    counts, raw_energy, fmt_energy, has_raw, has_fmt, gpus = _read_tres_cached(raw_text, fmt_text)
-    return _reading((counts.copy(), raw_energy, fmt_energy, has_raw, has_fmt, gpus))
+        return _read_tres_cached(raw_text, fmt_text)[0].copy()
+    return read_tres_parts(raw_text, fmt_text)[0]
 
 
-def _read_tres(raw_text: str | None, fmt_text: str | None) -> TresReading:
+def _cut(text: str, prefix: str, comma_prefix: str) -> tuple[str | None, str | None, str] | None:
+    # The items before and after the first item ``prefix<value>`` (None for none), and
+    # its value; None when there is no such item.
+    if text.startswith(prefix):
+        value, _, tail = text[len(prefix) :].partition(",")
+        return None, tail, value
+    head, sep, tail = text.partition(comma_prefix)
+    if not sep:
+        return None
+    value, more, rest = tail.partition(",")
+    return head, rest if more else None, value
+
+
+def read_tres_parts(raw_text: str | None, fmt_text: str | None) -> TresParts:
+    """``read_tres`` as a plain tuple, in ``TresReading``'s field order (the hot path's form).
+
+    Allocations differ in their energy, which is cut out before the cached parse of the
+    rest. Callers get their own dict.
+    """
+    # The energy items ("3=<J>" raw, "energy=<J>" formatted) are cut out of strings in
+    # Slurm's own form (no spaces): per allocation this is the hot path's largest cost
+    # after decoding. A string goes to the cache as the items before and after its energy
+    # item (head, tail); uncut, as (text, None).
     raw_energy: int | None = None
     fmt_energy: int | None = None
-    raw_rest, fmt_rest = raw_text, fmt_text
+    raw_head, raw_tail, fmt_head, fmt_tail = raw_text, None, fmt_text, None
+    raw_cut = fmt_cut = None
     if raw_text is not None and " " not in raw_text:
-        raw_rest, value = _cut_item(raw_text, "3=")
-        if value is not None:
-            raw_energy = int(value) if value.isdigit() and value.isascii() else None
-            if raw_energy is None:
+        raw_cut = _cut(raw_text, "3=", ",3=")
+        if raw_cut is not None:
+            raw_head, raw_tail, value = raw_cut
+            if not (value.isdigit() and value.isascii()):
                 raise TresParseError(f"raw TRES 3={value!r} is not a non-negative integer")
+            raw_energy = int(value)
     if fmt_text is not None and " " not in fmt_text:
-        fmt_rest, value = _cut_item(fmt_text, "energy=")
-        if value is not None:
+        fmt_cut = _cut(fmt_text, "energy=", ",energy=")
+        if fmt_cut is not None:
+            fmt_head, fmt_tail, value = fmt_cut
             fmt_energy = (
                 int(value)
                 if value.isdigit() and value.isascii()
                 else int(parse_formatted_value("energy", value))
             )
-    merged, gpus = _merged_counts(raw_rest or None, fmt_rest or None)
+    merged, gpus, rest_energy = _merged_counts(raw_head, raw_tail, fmt_head, fmt_tail)
     counts = merged.copy()
-    if raw_text is not None and raw_rest is raw_text:  # spaces: energy was parsed with the rest
-        ids = parse_raw(raw_text)
-        raw_energy = ids.get(TRES_ENERGY_ID)
-    if fmt_text is not None and fmt_rest is fmt_text and "energy" in counts:
+    if raw_text is not None and raw_cut is None:  # spaces or no "3=": read with the rest
+        raw_energy = rest_energy
+    if fmt_text is not None and fmt_cut is None and "energy" in counts:
         fmt_energy = int(counts["energy"])
     energy = raw_energy if raw_energy is not None else fmt_energy
     if energy is not None and energy < ENERGY_INVALID_AT_J:
@@ -241,6 +275,4 @@ def _read_tres(raw_text: str | None, fmt_text: str | None) -> TresReading:
     if raw_text is not None and raw_energy is None:
         raw_energy = 0  # the raw form leaves out only zero counts
     # "energy" never counts as a GPU, so the cached count holds for the whole reading.
-    return _reading(
-        (counts, raw_energy, fmt_energy, raw_text is not None, fmt_text is not None, gpus)
-    )
+    return counts, raw_energy, fmt_energy, raw_text is not None, fmt_text is not None, gpus

@@ -464,3 +464,24 @@ def test_jobid_must_be_a_json_integer(jobid: str) -> None:
     body = b'{"jobid":' + jobid.encode() + b',"@submit":"2024-01-01T00:00:00"}'
     result = rejected(body)
     assert result.reason == Reason.INVALID_FIELD and "jobid" in result.detail
+
+
+def test_escaped_backslash_before_u0000_is_text_not_a_nul() -> None:
+    """``\\\\u0000`` in the bytes is a backslash followed by the text ``u0000``: no NUL, so the
+    record is normalized (the byte screen only hints; the decoded strings decide)."""
+    body = b'{"jobid": 1, "@submit": "2024-01-01T00:00:00", "job_name": "a\\\\u0000b"}'
+    assert ok(body).job_name == "a\\u0000b"
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        (b'{"jobid": 1, "@submit": "2024-01-01T00:00:00", "x": {"": "\\u0000"}}', "x."),
+        (b'{"jobid": 1, "@submit": "2024-01-01T00:00:00", "": "a\\u0000"}', "<record>"),
+        (b'{"jobid": 1, "@submit": "2024-01-01T00:00:00", "x": ["ok", "\\u0000"]}', "x[1]"),
+    ],
+)
+def test_nul_is_found_under_empty_keys_and_in_lists(body: bytes, where: str) -> None:
+    rejection = rejected(body)
+    assert rejection.reason == Reason.NUL_IN_STRING
+    assert rejection.detail == f"field {where} contains a NUL character"

@@ -14,13 +14,20 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import msgspec
 import pytest
 
 from consumers import ingest
 from consumers.ingest import Rejection, normalize_bytes
 from jobcarbon.synth import VERSIONS, generate_jobs, kafka_key_and_headers, record_dict, render
 from schemas.job import JobRecord
-from schemas.raw import fast_record
+from schemas.raw import (
+    _FAST_DECODER,
+    _PLAIN_DECODER,
+    _FastStruct,
+    _PlainStruct,
+    fast_record,
+)
 from tests.conftest import DATA
 from tests.consumers.stream.harness import adversarial_bad, adversarial_good
 from tests.consumers.test_ingest import CSCS_SLIDE, encode, upstream_24_11
@@ -146,3 +153,50 @@ def test_synthetic_records_take_the_fast_path(version: str) -> None:
         for event in ("end", "start"):
             body = render(job, version, event=event).rstrip(b"\x00")
             assert fast_record(body) is not None, (version, event, body)
+
+
+def test_the_plain_struct_differs_from_the_general_one_only_by_the_sentinels() -> None:
+    # fast_record decodes with _PlainStruct first (no sentinel check needed) and falls back to
+    # _FastStruct; both must read every other value alike.
+    assert _PlainStruct.__struct_fields__ == _FastStruct.__struct_fields__
+    assert _PlainStruct.__struct_encode_fields__ == _FastStruct.__struct_encode_fields__
+    job = generate_jobs(1, seed=3)[0]
+    for version in VERSIONS:
+        body = json.dumps(record_dict(job, version)).encode()
+        plain = msgspec.structs.asdict(_PLAIN_DECODER.decode(body))
+        assert plain == msgspec.structs.asdict(_FAST_DECODER.decode(body)), version
+
+
+@pytest.mark.parametrize("quirk", ["no_val_32", "no_val_unused", "no_val_16"])
+def test_records_with_sentinels_are_read_without_the_model(quirk: str) -> None:
+    job = generate_jobs(1, seed=3)[0]
+    body = json.dumps(record_dict(job, "24.11") | QUIRKS[quirk]).encode()
+    with pytest.raises(msgspec.ValidationError):
+        _PLAIN_DECODER.decode(body)
+    fast = fast_record(body)
+    assert fast is not None
+    for key in QUIRKS[quirk]:
+        assert getattr(fast[0], key) is None, key
+
+
+@pytest.mark.parametrize("first", [True, False])
+def test_unknown_keys_are_read_without_the_model_and_kept_exactly(first: bool) -> None:
+    job = generate_jobs(1, seed=3)[0]
+    unknown = {"site_big": 10**30, "site_list": [1.5, {"a": None, "b": "é\\/"}], "end": "x"}
+    doc = unknown | record_dict(job, "24.11") if first else record_dict(job, "24.11") | unknown
+    body = json.dumps(doc | {"time_limit": NO_VAL}).encode()
+    fast = fast_record(body)
+    assert fast is not None
+    struct, extra = fast
+    assert extra == unknown and list(extra) == list(unknown)
+    assert type(extra["site_big"]) is int
+    assert struct.time_limit is None  # the sentinel rule still ran
+
+
+def test_unknown_values_msgspec_refuses_go_to_the_model() -> None:
+    job = generate_jobs(1, seed=3)[0]
+    body = json.dumps(record_dict(job, "24.11") | {"site_nan": float("nan")}).encode()
+    assert b"NaN" in body and fast_record(body) is None
+    record = normalize_bytes(body)
+    assert isinstance(record, JobRecord)
+    assert record.extra["site_nan"] != record.extra["site_nan"]  # NaN, as the model read it

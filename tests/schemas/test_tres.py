@@ -1,6 +1,8 @@
 """TRES strings: formatted and raw, units, sentinels, spaces, and errors that name the item."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schemas.tres import (
     NO_VAL64,
@@ -10,6 +12,7 @@ from schemas.tres import (
     parse_raw,
     raw_to_named,
     read_tres,
+    read_tres_counts,
 )
 
 
@@ -100,3 +103,49 @@ def test_read_tres_same_result_with_and_without_spaces() -> None:
     spaced = read_tres("1=4, 2=1000, 3=1260", "cpu=4, mem=1000M, energy=1260")
     plain = read_tres("1=4,2=1000,3=1260", "cpu=4,mem=1000M,energy=1260")
     assert spaced == plain
+
+
+def test_read_tres_counts_is_the_readings_counts() -> None:
+    cases = [
+        ("1=4,2=1000,4=1", "cpu=4,mem=1000M,node=1"),
+        ("1=4,3=1260", "cpu=4,energy=1260"),
+        ("1=4, 2=1000", None),
+        (None, "cpu=4, energy=7"),
+        (None, None),
+    ]
+    for raw, fmt in cases:
+        assert read_tres_counts(raw, fmt) == read_tres(raw, fmt).counts, (raw, fmt)
+    first = read_tres_counts("1=4,2=1000", "cpu=4,mem=1000M")
+    first["cpu"] = 99
+    assert read_tres_counts("1=4,2=1000", "cpu=4,mem=1000M")["cpu"] == 4
+
+
+_RAW_ITEMS = {1: "4", 2: "1000", 4: "1", 5: "4", 1001: "8"}
+_FMT_ITEMS = {1: "cpu=4", 2: "mem=1000M", 4: "node=1", 5: "billing=4", 1001: "gres/gpu=8"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    ids=st.lists(st.sampled_from(sorted(_RAW_ITEMS)), unique=True, max_size=5),
+    position=st.integers(min_value=0, max_value=5),
+    energy=st.sampled_from([0, 7, 1260, 10**18 - 1, 10**18, NO_VAL64]),
+    with_raw=st.booleans(),
+    with_fmt=st.booleans(),
+)
+def test_energy_cut_out_anywhere_reads_as_the_whole_string_does(
+    ids: list[int], position: int, energy: int, with_raw: bool, with_fmt: bool
+) -> None:
+    # Slurm's form (no spaces) cuts the energy item out before the cached parse of the rest;
+    # with spaces the whole string is parsed. Both readings must agree wherever the item is.
+    raw_items = [f"{i}={_RAW_ITEMS[i]}" for i in ids]
+    fmt_items = [_FMT_ITEMS[i] for i in ids]
+    at = min(position, len(ids))
+    raw_items.insert(at, f"3={energy}")
+    if energy < NO_VAL64:  # the formatted form leaves NO_VAL64 out
+        fmt_items.insert(at, f"energy={energy}")
+    raw = ",".join(raw_items) if with_raw else None
+    fmt = ",".join(fmt_items) if with_fmt else None
+    spaced_raw = ", ".join(raw_items) if with_raw else None
+    spaced_fmt = ", ".join(fmt_items) if with_fmt else None
+    assert read_tres(raw, fmt) == read_tres(spaced_raw, spaced_fmt)
+    assert read_tres_counts(raw, fmt) == read_tres(spaced_raw, spaced_fmt).counts
