@@ -36,7 +36,7 @@ from warehouse.sink.delta import (
     ROLLUP_INPUT_COLUMNS,
     RollupDelta,
     RollupInput,
-    add_contribution,
+    add_contributions,
     empty_delta,
     nonzero,
 )
@@ -99,6 +99,8 @@ def plan_recompute(
 ) -> RecomputePlan:
     """Pure: enrich every stored fact again and keep those that change."""
     out = RecomputePlan()
+    moved: list[RollupInput] = []
+    signs: list[float] = []
     for fact in stored:
         columns, co2e = _footprint_of(fact, lookup, settings, now)
         if _same(fact.columns, columns) and _same_rows(fact.co2e, co2e):
@@ -111,8 +113,10 @@ def plan_recompute(
             co2e_g=columns["co2e_g"],
             cost=columns["cost"],
         )
-        add_contribution(out.rollups, old, -1.0)
-        add_contribution(out.rollups, new)
+        if new != old:  # a changed CO2e row alone moves no roll-up
+            moved += [old, new]
+            signs += [-1.0, 1.0]
+    add_contributions(out.rollups, moved, signs)
     out.rollups = nonzero(out.rollups)
     return out
 

@@ -1,6 +1,7 @@
 """The warehouse sink: facts land under their natural key, roll-ups move by the difference.
 
-Pure parts: ``prepare`` (JobFact -> validated row), ``delta`` (what a batch changes).
+Pure parts: ``batch`` (JobFacts -> validated columns; ``prepare`` the per-fact reference),
+``delta`` (what a batch changes in the roll-ups).
 Shells: ``writer.write_facts`` (batched upsert, any database), ``copy.copy_facts``
 (PostgreSQL COPY for backfills).
 """

@@ -1,164 +1,200 @@
-"""Shell (PostgreSQL only): move fact rows over ``COPY`` instead of row-by-row statements.
+"""Shell (PostgreSQL only): move fact rows over binary ``COPY``, encoded from columns.
 
 New ``fact_job`` rows are COPYed straight into the table under ids drawn from its sequence
-beforehand; ``fact_job_co2e`` rows are COPYed straight into theirs. Identifiers are the model's own
-column names, composed by psycopg (never user text); every value travels as COPY data.
+beforehand; ``fact_job_co2e`` rows straight into theirs. The rows are encoded in bulk from
+the batch's Arrow columns (``pgpq``, PostgreSQL's binary COPY format), each column cast to
+the type the table declares (read from ``pg_attribute`` once per connection). Identifiers
+are the model's own column names, composed by psycopg (never user text); every value
+travels as COPY data.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
 
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+from pgpq import ArrowToPostgresBinaryEncoder
 from psycopg import sql
 from psycopg.rows import dict_row
 from sqlalchemy import Connection
 
-from warehouse.models import COUNT_MEASURES, MEASURES, SUM_MEASURES
+from warehouse.models import COUNT_MEASURES, MEASURES
+from warehouse.sink.batch import TIMESTAMP, FactBatch
+from warehouse.sink.delta import RollupRows
 from warehouse.sink.dims import DimIds
-from warehouse.sink.prepare import NaturalKey, PreparedFact
+from warehouse.sink.prepare import CO2E_FIELDS, FACT_COLUMNS
 
-#: A fact's key as stored: (cluster_id, job_id, submit_epoch).
-DbKey = tuple[int, int, int]
+#: A batch's keys as stored: (cluster_id, job_id, submit_epoch) arrays.
+DbKeys = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]
 
-CO2E_COLUMNS: Final = (
-    "fact_id", "provider", "zone", "signal", "basis", "factor_g_per_kwh_it",
-    "intensity_g_per_kwh", "coverage", "fallback", "estimated_share", "co2e_g",
-)  # fmt: skip
-#: After a fact's own columns, in this order (see ``fact_row``).
+#: After a fact's own columns, in this order.
 _TAIL_COLUMNS: Final = (
     "cluster_id", "user_id", "account_id", "partition_id", "qos_id", "content_hash",
     "updated_at", "inserted_at",
 )  # fmt: skip
-
-
-def fact_row(fact: PreparedFact, d: DimIds, now: datetime) -> tuple[Any, ...]:
-    """The COPY row of a fact: its columns, then ``_TAIL_COLUMNS``."""
-    return (*fact.columns.values(), d.cluster_id, d.user_id, d.account_id, d.partition_id,
-            d.qos_id, fact.content_hash, now, now)  # fmt: skip
+#: PostgreSQL type oid -> the Arrow type whose binary COPY encoding it reads.
+_ARROW_OF_OID: Final = {
+    20: pa.int64(),
+    23: pa.int32(),
+    21: pa.int16(),
+    701: pa.float64(),
+    16: pa.bool_(),
+    25: pa.string(),
+    1184: TIMESTAMP,
+    1700: pa.decimal128(20, 0),
+    1082: pa.date32(),
+}
+_BLOCK: Final = 1 << 20
 
 
 def _driver(conn: Connection) -> Any:
     return conn.connection.driver_connection
 
 
-def _binary_copy(conn: Connection, cur: Any, table: str, columns: Sequence[str]) -> Any:
-    """``COPY table (columns) FROM STDIN`` in binary format, and the columns' type oids.
-
-    With the types set up front psycopg encodes each value with one C dumper per column:
-    ~2.5 us for a 73-column fact row against ~17 us in text format, where it looks up a
-    dumper per value. The oids are read once per connection (``pg_attribute``).
-    """
-    cache: dict[str, dict[str, int]] = conn.connection.info.setdefault("jobcarbon_oids", {})
-    oids = cache.get(table)
-    if oids is None:
+def _column_types(conn: Connection, cur: Any, table: str) -> dict[str, pa.DataType]:
+    """``table``'s columns and the Arrow type of each (read once per connection)."""
+    cache: dict[str, dict[str, pa.DataType]] = conn.connection.info.setdefault(
+        "jobcarbon_arrow_types", {}
+    )
+    types = cache.get(table)
+    if types is None:
         cur.execute(
             "SELECT attname, atttypid::int FROM pg_attribute"
             " WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
             (table,),
         )
-        oids = cache[table] = dict(cur.fetchall())
-    column_list = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
-    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)")
-    copy = cur.copy(statement.format(sql.Identifier(table), column_list))
-    return copy, [oids[c] for c in columns]
+        types = cache[table] = {name: _ARROW_OF_OID[oid] for name, oid in cur.fetchall()}
+    return types
 
 
-def array_literal(values: Iterable[Any]) -> str:
-    """``{v1,v2,...}``: ints, finite floats (shortest repr, read back exactly) or dates as
-    one PostgreSQL array literal. psycopg dumps a list element by element (~4 us each);
-    ``str.join`` does it in C."""
-    return "{" + ",".join(map(str, values)) + "}"
+def _copy_arrow(conn: Connection, table: str, columns: dict[str, pa.Array]) -> None:
+    """``COPY table (columns) FROM STDIN (FORMAT BINARY)`` of these columns, encoded in bulk."""
+    with _driver(conn).cursor() as cur:
+        types = _column_types(conn, cur, table)
+        names = list(columns)
+        arrays = [
+            a if a.type == types[n] else a.cast(types[n]) for n, a in columns.items()
+        ]  # a value that does not fit (e.g. INTEGER) fails here: the batch is isolated
+        data = pa.RecordBatch.from_arrays(arrays, names=names)
+        encoder = ArrowToPostgresBinaryEncoder(data.schema)
+        payload = b"".join((encoder.write_header(), encoder.write_batch(data), encoder.finish()))
+        statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+            sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c) for c in names)
+        )
+        with cur.copy(statement) as copy:
+            view = memoryview(payload)
+            for i in range(0, len(view), _BLOCK):
+                copy.write(view[i : i + _BLOCK])
 
 
-def stored_keys(conn: Connection, keys: Sequence[DbKey]) -> set[DbKey]:
-    """Which of these stored keys ``fact_job`` already holds (one join with unnested arrays)."""
-    if not keys:
+def array_literal(values: Sequence[Any] | npt.NDArray[Any]) -> str:
+    """``{v1,v2,...}``: ints, finite floats (shortest repr, read back exactly) or ISO dates
+    as one PostgreSQL array literal (``str.join`` in C; psycopg dumps lists per element)."""
+    items = values.tolist() if isinstance(values, np.ndarray) else values
+    return "{" + ",".join(map(str, items)) + "}"
+
+
+def db_keys(batch: FactBatch, ids: DimIds) -> DbKeys:
+    """The stored keys of a batch's facts."""
+    job = np.asarray(batch.arrays["job_id"].to_numpy(zero_copy_only=False), dtype=np.int64)
+    epoch = np.fromiter(batch.values["submit_epoch"], dtype=np.int64, count=len(batch))
+    return ids.cluster_id, job, epoch
+
+
+_KEY_JOIN: Final = (
+    " FROM fact_job f"
+    " JOIN unnest(%s::text::bigint[], %s::text::bigint[], %s::text::bigint[])"
+    " AS w(c, j, e) ON f.cluster_id = w.c AND f.job_id = w.j AND f.submit_epoch = w.e"
+)
+
+
+def stored_rows(conn: Connection, keys: DbKeys, columns: Sequence[str]) -> list[dict[str, Any]]:
+    """``columns`` of the stored facts under these keys, locked for update (one join with
+    unnested arrays: a long row-value ``IN`` list takes PostgreSQL ~100 ms to plan)."""
+    if not len(keys[0]):
+        return []
+    statement = sql.SQL("SELECT {cols}" + _KEY_JOIN + " FOR UPDATE OF f").format(
+        cols=sql.SQL(", ").join(sql.Identifier("f", c) for c in columns)
+    )
+    with _driver(conn).cursor(row_factory=dict_row) as cur:
+        cur.execute(statement, [array_literal(part) for part in keys])
+        return cur.fetchall()
+
+
+def stored_keys(conn: Connection, keys: DbKeys) -> set[tuple[int, int, int]]:
+    """Which of these keys ``fact_job`` already holds (no lock: the COPY path)."""
+    if not len(keys[0]):
         return set()
-    arrays = [array_literal(part) for part in zip(*keys, strict=True)]
     with _driver(conn).cursor() as cur:
         cur.execute(
-            "SELECT f.cluster_id, f.job_id, f.submit_epoch FROM fact_job f"
-            " JOIN unnest(%s::text::bigint[], %s::text::bigint[], %s::text::bigint[])"
-            " AS w(c, j, e) ON f.cluster_id = w.c AND f.job_id = w.j AND f.submit_epoch = w.e",
-            arrays,
+            "SELECT f.cluster_id, f.job_id, f.submit_epoch" + _KEY_JOIN,
+            [array_literal(part) for part in keys],
         )
         return set(cur.fetchall())
 
 
-def stored_rows(
-    conn: Connection, keys: Sequence[DbKey], columns: Sequence[str]
-) -> list[dict[str, Any]]:
-    """``columns`` of the stored facts under these keys, locked for update (one join with
-    unnested arrays: a long row-value ``IN`` list takes PostgreSQL ~100 ms to plan)."""
-    if not keys:
-        return []
-    arrays = [array_literal(part) for part in zip(*keys, strict=True)]
-    statement = sql.SQL(
-        "SELECT {cols} FROM fact_job f"
-        " JOIN unnest(%s::text::bigint[], %s::text::bigint[], %s::text::bigint[])"
-        " AS w(c, j, e) ON f.cluster_id = w.c AND f.job_id = w.j AND f.submit_epoch = w.e"
-        " FOR UPDATE OF f"
-    ).format(cols=sql.SQL(", ").join(sql.Identifier("f", c) for c in columns))
-    with _driver(conn).cursor(row_factory=dict_row) as cur:
-        cur.execute(statement, arrays)
-        return cur.fetchall()
+def new_ids(conn: Connection, n: int) -> npt.NDArray[np.int64]:
+    """``n`` ids drawn from ``fact_job``'s sequence."""
+    with _driver(conn).cursor() as cur:
+        cur.execute(
+            "SELECT nextval(pg_get_serial_sequence('fact_job', 'id')) FROM generate_series(1, %s)",
+            (n,),
+        )
+        return np.array([fact_id for (fact_id,) in cur.fetchall()], dtype=np.int64)
 
 
 def copy_new_facts(
-    conn: Connection, facts: Sequence[PreparedFact], ids: dict[NaturalKey, DimIds], now: datetime
-) -> list[int]:
+    conn: Connection, batch: FactBatch, ids: DimIds, now: datetime
+) -> npt.NDArray[np.int64]:
     """COPY facts whose keys are not stored straight into ``fact_job``; their new ids, in
     order. The ids are drawn from the table's sequence first, so no staging table and no
     ``INSERT ... SELECT`` is needed. A key stored meanwhile (a concurrent writer) fails the
     COPY on ``uq_fact_job_key``: the caller's transaction rolls back and it retries.
     """
-    if not facts:
-        return []
-    columns = ["id", *facts[0].columns, *_TAIL_COLUMNS]
-    with _driver(conn).cursor() as cur:
-        cur.execute(
-            "SELECT nextval(pg_get_serial_sequence('fact_job', 'id')) FROM generate_series(1, %s)",
-            (len(facts),),
-        )
-        new_ids = [fact_id for (fact_id,) in cur.fetchall()]
-        copying, types = _binary_copy(conn, cur, "fact_job", columns)
-        with copying as copy:
-            copy.set_types(types)
-            write = copy.write_row
-            for fact_id, f in zip(new_ids, facts, strict=True):
-                write((fact_id, *fact_row(f, ids[f.key], now)))
-    return new_ids
+    n = len(batch)
+    if not n:
+        return np.zeros(0, dtype=np.int64)
+    fact_ids = new_ids(conn, n)
+    stamp = pa.array(np.full(n, int(now.timestamp() * 1e6), dtype=np.int64), type=TIMESTAMP)
+    columns: dict[str, pa.Array] = {"id": pa.array(fact_ids)}
+    columns.update((c, batch.arrays[c]) for c in FACT_COLUMNS)
+    columns.update(
+        cluster_id=pa.array(ids.cluster_id),
+        user_id=pa.array(ids.user_id),
+        account_id=pa.array(ids.account_id),
+        partition_id=pa.array(ids.partition_id),
+        qos_id=pa.array(ids.qos_id),
+        content_hash=pa.array(batch.content_hash, type=pa.string()),
+        updated_at=stamp,
+        inserted_at=stamp,
+    )
+    _copy_arrow(conn, "fact_job", columns)
+    return fact_ids
 
 
-def copy_co2e(conn: Connection, facts: Sequence[tuple[int, PreparedFact]]) -> None:
-    """COPY the CO2e estimates of facts stored under these ids."""
-    if not any(f.co2e for _, f in facts):
+def copy_co2e(conn: Connection, batch: FactBatch, fact_ids: npt.NDArray[np.int64]) -> None:
+    """COPY the CO2e estimates of a batch's facts, stored under ``fact_ids`` (per row)."""
+    if not len(batch.co2e_row):
         return
-    with _driver(conn).cursor() as cur:
-        copying, types = _binary_copy(conn, cur, "fact_job_co2e", CO2E_COLUMNS)
-        with copying as copy:
-            copy.set_types(types)
-            write = copy.write_row
-            for fact_id, fact in facts:
-                for e in fact.co2e:
-                    write((fact_id, *e.values()))
+    columns: dict[str, pa.Array] = {"fact_id": pa.array(fact_ids[batch.co2e_row])}
+    columns.update((c, batch.co2e_arrays[c]) for c in CO2E_FIELDS)
+    _copy_arrow(conn, "fact_job_co2e", columns)
 
 
-def upsert_rollups(
-    conn: Connection, table: str, dim: str, period: str, rows: list[tuple[Any, ...]]
-) -> None:
-    """Add ``rows`` (``dim``, ``period``, then ``MEASURES``; sorted by key) to roll-up
-    ``table`` in one ``INSERT ... SELECT FROM unnest(arrays) ... ON CONFLICT DO UPDATE``
-    (an executemany cost ~100 us a row). Rows go in key order: concurrent writers lock
-    roll-up rows in the same order."""
+def upsert_rollups(conn: Connection, table: str, dim: str, period: str, rows: RollupRows) -> None:
+    """Add ``rows`` (sorted by key) to roll-up ``table`` in one ``INSERT ... SELECT FROM
+    unnest(arrays) ... ON CONFLICT DO UPDATE`` (an executemany cost ~100 us a row). Rows go
+    in key order: concurrent writers lock roll-up rows in the same order."""
     columns = [dim, period, *MEASURES]
     kinds = [
         "bigint",
         "date",
         *(["bigint"] * len(COUNT_MEASURES)),
-        *(["float8"] * len(SUM_MEASURES)),
+        *(["float8"] * (len(MEASURES) - len(COUNT_MEASURES))),
     ]
     target = sql.Identifier(table)
     column_list = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
@@ -180,5 +216,11 @@ def upsert_rollups(
         keys=sql.SQL(", ").join([sql.Identifier(dim), sql.Identifier(period)]),
         adds=adds,
     )
+    n_counts = len(COUNT_MEASURES)
+    days = np.datetime_as_string(rows.day.astype("datetime64[D]"))
+    params = [array_literal(rows.dim), array_literal(days)]
+    counts = np.rint(rows.values[:, :n_counts]).astype(np.int64)
+    params.extend(array_literal(counts[:, i]) for i in range(n_counts))
+    params.extend(array_literal(rows.values[:, i]) for i in range(n_counts, len(MEASURES)))
     with _driver(conn).cursor() as cur:
-        cur.execute(statement, [array_literal(column) for column in zip(*rows, strict=True)])
+        cur.execute(statement, params)
