@@ -137,7 +137,7 @@ def _footprint_of(
     )
     origin = fact.energy_origin if fact.energy_origin in ("jobcomp", "slurmdbd") else "none"
     job = JobFact(record=record, energy_it_j=fact.energy_it_j, energy_origin=origin)  # type: ignore[arg-type]
-    prepared = prepare(enrich(job, lookup, lookup, settings, now))
+    prepared = prepare(enrich(job, lookup, lookup, settings, now), hashed=False)
     return {k: prepared.columns[k] for k in FOOTPRINT_COLUMNS}, prepared.co2e
 
 

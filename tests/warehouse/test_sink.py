@@ -311,3 +311,25 @@ def test_schema_recreated_under_the_same_engine_still_lands(engine: Engine) -> N
     result = write_facts(engine, [fact_from_record(r) for r in records[10:]])
     assert result.inserted == 10 and not result.rejected
     assert_rollups_equal_fact_sums(engine)
+
+
+def test_facts_stored_under_another_hash_are_rewritten_once_and_rollups_do_not_move(
+    engine: Engine, workload: list[JobFact]
+) -> None:
+    """A warehouse loaded before the content hash changed (blake2b of a JSON payload then,
+    xxh3 of the binary row now): a replay rewrites each fact once, moves no roll-up (not
+    even by rounding) and the next replay finds everything unchanged."""
+    facts = workload[:1500]
+    assert write_facts(engine, facts).inserted == len({f.record.key for f in facts})
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE fact_job SET content_hash = 'old:' || content_hash"))
+    before_facts, before_rollups = fact_snapshot(engine), _rollups(engine)
+    replay = write_facts(engine, facts)
+    assert replay.updated == len(before_facts) and replay.inserted == 0 and not replay.rejected
+    assert _rollups(engine) == before_rollups
+    after = fact_snapshot(engine)
+    assert {k: {**v, "content_hash": None} for k, v in after.items()} == {
+        k: {**v, "content_hash": None} for k, v in before_facts.items()
+    }
+    again = write_facts(engine, facts)
+    assert again.unchanged == len(before_facts) and again.updated == 0

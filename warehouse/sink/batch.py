@@ -17,7 +17,6 @@ from itertools import chain
 from operator import attrgetter, itemgetter
 from typing import Any, Final
 
-import msgspec
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
@@ -25,6 +24,7 @@ import pyarrow.compute as pc
 
 from schemas.fact import JobFact
 from warehouse.models.dims import NONE
+from warehouse.sink.hashing import DIM_COLUMNS, TIMESTAMP, UNSIGNED, content_hashes
 from warehouse.sink.prepare import (
     BOOL_COLUMNS,
     CO2E_FIELDS,
@@ -37,20 +37,14 @@ from warehouse.sink.prepare import (
     TEXT_COLUMNS,
     TIME_COLUMNS,
     UINT64_MAX,
-    Dims,
     FactError,
     NaturalKey,
     account_parent,
-    content_hash,
-    encode_payload,
     key_label,
     prepare,
 )
 
-DIM_COLUMNS: Final = Dims.__struct_fields__
 _DIM_TEXT: Final = tuple(c for c in DIM_COLUMNS if c != "uid")
-TIMESTAMP: Final = pa.timestamp("us", tz="UTC")
-_UNSIGNED: Final = frozenset(n for n, (lo, hi) in INT_RULES.items() if hi == UINT64_MAX)
 #: Record attributes copied as they are: column -> ``JobRecord`` attribute.
 _RECORD_COLUMNS: Final = {
     "job_id": "job_id", "event": "event", "record_version": "record_version",
@@ -125,15 +119,16 @@ class FactBatch:
         keep = np.flatnonzero(new_row >= 0)
         order = keep[np.argsort(new_row[keep], kind="stable")]
         estimates = pa.array(order, type=pa.int64())
+        pick, pick_estimates = _picker(idx), _picker(order)
         return FactBatch(
-            keys=_pick(self.keys, idx),
-            values={c: _pick(v, idx) for c, v in self.values.items()},
+            keys=pick(self.keys),
+            values={c: pick(v) for c, v in self.values.items()},
             arrays={c: a.take(where) for c, a in self.arrays.items()},
-            content_hash=_pick(self.content_hash, idx),
+            content_hash=pick(self.content_hash),
             precedence=self.precedence[idx],
             position=self.position[idx],
             co2e_row=new_row[order],
-            co2e_values={c: _pick(v, order) for c, v in self.co2e_values.items()},
+            co2e_values={c: pick_estimates(v) for c, v in self.co2e_values.items()},
             co2e_arrays={c: a.take(estimates) for c, a in self.co2e_arrays.items()},
         )
 
@@ -153,12 +148,24 @@ class FactBatch:
         ]
 
 
+def _picker(idx: npt.NDArray[np.int64]) -> Callable[[Sequence[Any]], list[Any]]:
+    """A function that takes these elements of a list (a slice when they are contiguous)."""
+    if len(idx) and int(idx[-1]) - int(idx[0]) + 1 == len(idx) and _contiguous(idx):
+        span = slice(int(idx[0]), int(idx[-1]) + 1)
+        return lambda values: list(values[span])
+    return lambda values: _pick(values, idx)
+
+
 def _pick(values: Sequence[Any], idx: npt.NDArray[np.int64]) -> list[Any]:
     if len(idx) == 0:
         return []
     if len(idx) == 1:
         return [values[int(idx[0])]]
     return list(itemgetter(*idx.tolist())(values))
+
+
+def _contiguous(idx: npt.NDArray[np.int64]) -> bool:
+    return len(idx) < 3 or bool(np.all(np.diff(idx) == 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,8 +195,7 @@ def build(facts: Sequence[JobFact], default_cluster: str | None = None) -> Built
         for i in np.flatnonzero(screen.bad).tolist()
     ]
     whole = _assemble(values, arrays, parts, co2e_arrays, positions)
-    batch, unencodable = _hashed(whole.take(np.flatnonzero(~screen.bad)))
-    rejected = sorted(rejected + unencodable)
+    batch = _hashed(whole.take(np.flatnonzero(~screen.bad)))
     return Built(batch, rejected, len(facts) - len(kept))
 
 
@@ -341,7 +347,7 @@ def _check(
     for column in BOOL_COLUMNS:
         arrays[column] = _bools(v[column], column, screen)
     for column in _DIM_TEXT:
-        _texts(v[column], column, screen)
+        arrays[column] = _texts(v[column], column, screen)
     # The key, the run window, the energy's origin.
     screen.flag([i for i, c in enumerate(v["cluster"]) if not c], lambda i: "cluster is missing")
     screen.flag(np.flatnonzero(arrays["submit_at"].is_null()), lambda i: "submit_time missing")
@@ -392,7 +398,7 @@ def _safe(ok: Callable[[Any], bool], x: Any) -> bool:
 
 
 def _ints(values: Sequence[Any], column: str, low: int, high: int, screen: _Screen) -> pa.Array:
-    kind = pa.uint64() if column in _UNSIGNED else pa.int64()
+    kind = pa.uint64() if column in UNSIGNED else pa.int64()
     try:
         array = pa.array(values, type=kind)
     except (pa.ArrowException, OverflowError, TypeError, ValueError):
@@ -520,34 +526,11 @@ def _assemble(
     )
 
 
-def _hashed(batch: FactBatch) -> tuple[FactBatch, list[tuple[int, str, str]]]:
-    """The batch with every row's content hash (``prepare``'s payload and digest); rows
-    that cannot be encoded are refused (``(input position, job, reason)``)."""
-    n = len(batch)
-    groups: list[list[tuple[Any, ...]]] = [[] for _ in range(n)]
-    cols = [batch.co2e_values[c] for c in CO2E_FIELDS]
-    for row, values in zip(batch.co2e_row.tolist(), zip(*cols, strict=True), strict=True):
-        groups[row].append(values)
-    rows = zip(*(batch.values[c] for c in FACT_COLUMNS), strict=True)
-    dims = zip(*(batch.values[c] for c in DIM_COLUMNS), strict=True)
-    payloads = list(zip(rows, dims, groups, strict=True))
-    try:
-        return _with_hashes(batch, list(map(content_hash, map(encode_payload, payloads)))), []
-    except (UnicodeEncodeError, TypeError, ValueError, msgspec.EncodeError):
-        pass
-    hashes, keep, refused = [], [], []
-    for i, payload in enumerate(payloads):
-        try:
-            hashes.append(content_hash(encode_payload(payload)))
-            keep.append(i)
-        except (UnicodeEncodeError, TypeError, ValueError, msgspec.EncodeError):
-            job = batch.label(i)
-            refused.append((int(batch.position[i]), job, f"job {job}: a field cannot be encoded"))
-    return _with_hashes(batch.take(keep), hashes), refused
-
-
-def _with_hashes(batch: FactBatch, hashes: list[str]) -> FactBatch:
-    return _replace(batch, content_hash=hashes)
+def _hashed(batch: FactBatch) -> FactBatch:
+    """The batch with every row's content hash (``warehouse.sink.hashing``)."""
+    return _replace(
+        batch, content_hash=content_hashes(batch.arrays, batch.co2e_arrays, batch.co2e_row)
+    )
 
 
 #: Facts validated per ``build`` call inside ``build_all``: the columns of a few thousand

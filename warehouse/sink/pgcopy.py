@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Final
 
 import numpy as np
@@ -82,13 +83,18 @@ def _copy_arrow(conn: Connection, table: str, columns: dict[str, pa.Array]) -> N
         data = pa.RecordBatch.from_arrays(arrays, names=names)
         encoder = ArrowToPostgresBinaryEncoder(data.schema)
         payload = b"".join((encoder.write_header(), encoder.write_batch(data), encoder.finish()))
-        statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
-            sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c) for c in names)
-        )
-        with cur.copy(statement) as copy:
+        with cur.copy(_copy_statement(table, tuple(names))) as copy:
             view = memoryview(payload)
             for i in range(0, len(view), _BLOCK):
                 copy.write(view[i : i + _BLOCK])
+
+
+@lru_cache(maxsize=16)
+def _copy_statement(table: str, columns: tuple[str, ...]) -> bytes:
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+        sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    )
+    return statement.as_bytes(None)
 
 
 def array_literal(values: Sequence[Any] | npt.NDArray[Any]) -> str:
@@ -112,16 +118,21 @@ _KEY_JOIN: Final = (
 )
 
 
+@lru_cache(maxsize=4)
+def _stored_statement(columns: tuple[str, ...]) -> bytes:
+    statement = sql.SQL("SELECT {cols}" + _KEY_JOIN + " FOR UPDATE OF f").format(
+        cols=sql.SQL(", ").join(sql.Identifier("f", c) for c in columns)
+    )
+    return statement.as_bytes(None)
+
+
 def stored_rows(conn: Connection, keys: DbKeys, columns: Sequence[str]) -> list[dict[str, Any]]:
     """``columns`` of the stored facts under these keys, locked for update (one join with
     unnested arrays: a long row-value ``IN`` list takes PostgreSQL ~100 ms to plan)."""
     if not len(keys[0]):
         return []
-    statement = sql.SQL("SELECT {cols}" + _KEY_JOIN + " FOR UPDATE OF f").format(
-        cols=sql.SQL(", ").join(sql.Identifier("f", c) for c in columns)
-    )
     with _driver(conn).cursor(row_factory=dict_row) as cur:
-        cur.execute(statement, [array_literal(part) for part in keys])
+        cur.execute(_stored_statement(tuple(columns)), [array_literal(part) for part in keys])
         return cur.fetchall()
 
 
@@ -185,10 +196,10 @@ def copy_co2e(conn: Connection, batch: FactBatch, fact_ids: npt.NDArray[np.int64
     _copy_arrow(conn, "fact_job_co2e", columns)
 
 
-def upsert_rollups(conn: Connection, table: str, dim: str, period: str, rows: RollupRows) -> None:
-    """Add ``rows`` (sorted by key) to roll-up ``table`` in one ``INSERT ... SELECT FROM
-    unnest(arrays) ... ON CONFLICT DO UPDATE`` (an executemany cost ~100 us a row). Rows go
-    in key order: concurrent writers lock roll-up rows in the same order."""
+@lru_cache(maxsize=16)
+def _upsert_statement(table: str, dim: str, period: str) -> bytes:
+    """``INSERT ... SELECT FROM unnest(arrays) ... ON CONFLICT DO UPDATE`` for one roll-up
+    table, composed once (composing it costs milliseconds)."""
     columns = [dim, period, *MEASURES]
     kinds = [
         "bigint",
@@ -216,6 +227,13 @@ def upsert_rollups(conn: Connection, table: str, dim: str, period: str, rows: Ro
         keys=sql.SQL(", ").join([sql.Identifier(dim), sql.Identifier(period)]),
         adds=adds,
     )
+    return statement.as_bytes(None)
+
+
+def upsert_rollups(conn: Connection, table: str, dim: str, period: str, rows: RollupRows) -> None:
+    """Add ``rows`` (sorted by key) to roll-up ``table`` in one ``INSERT ... SELECT FROM
+    unnest(arrays) ... ON CONFLICT DO UPDATE`` (an executemany cost ~100 us a row). Rows go
+    in key order: concurrent writers lock roll-up rows in the same order."""
     n_counts = len(COUNT_MEASURES)
     days = np.datetime_as_string(rows.day.astype("datetime64[D]"))
     params = [array_literal(rows.dim), array_literal(days)]
@@ -223,4 +241,4 @@ def upsert_rollups(conn: Connection, table: str, dim: str, period: str, rows: Ro
     params.extend(array_literal(counts[:, i]) for i in range(n_counts))
     params.extend(array_literal(rows.values[:, i]) for i in range(n_counts, len(MEASURES)))
     with _driver(conn).cursor() as cur:
-        cur.execute(statement, params)
+        cur.execute(_upsert_statement(table, dim, period), params)

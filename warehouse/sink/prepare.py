@@ -6,7 +6,6 @@ ids. Every error names the job (``cluster:job_id:submit_epoch``) and the field.
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from datetime import datetime
 from functools import lru_cache
@@ -196,12 +195,15 @@ def _dims_tuple(d: Dims) -> tuple[Any, ...]:
             d.partition, d.qos)  # fmt: skip
 
 
-def prepare(fact: JobFact, default_cluster: str | None = None) -> PreparedFact:
+def prepare(
+    fact: JobFact, default_cluster: str | None = None, *, hashed: bool = True
+) -> PreparedFact:
     """Validate ``fact`` and build its warehouse row. Raises FactError naming the job.
 
     Checks: the natural key is complete, the event is a finished job, the run window is
     ordered, integers fit their columns, floats are finite and in range, text has no NUL
-    and is valid Unicode (screened through the content-hash encoding, explained per field).
+    and is valid Unicode (screened through a JSON encoding, explained per field).
+    ``hashed=False`` leaves ``content_hash`` empty (for callers that only need the row).
     """
     rec = fact.record
     cluster = rec.cluster or default_cluster
@@ -279,7 +281,7 @@ def prepare(fact: JobFact, default_cluster: str | None = None) -> PreparedFact:
     _check_ranges(label, columns, co2e)
     encoded: bytes | None
     try:
-        encoded = _HASH_ENCODER.encode(
+        encoded = _TEXT_SCREEN.encode(
             (list(columns.values()), _dims_tuple(dims), [list(r.values()) for r in co2e])
         )
     except (UnicodeEncodeError, TypeError, ValueError):
@@ -293,7 +295,7 @@ def prepare(fact: JobFact, default_cluster: str | None = None) -> PreparedFact:
         dims=dims,
         columns=columns,
         co2e=co2e,
-        content_hash=content_hash(encoded),
+        content_hash=content_hash_of(columns, dims, co2e) if hashed else "",
         precedence=precedence(fact.reconciliation.status, fact.footprint is not None, rec.event),
     )
 
@@ -366,15 +368,15 @@ def _co2e_rows(fact: JobFact, label: str) -> tuple[dict[str, Any], ...]:
     return tuple(rows.values())
 
 
-_HASH_ENCODER: Final = msgspec.json.Encoder()
-#: Encodes a fact's hash payload: ``[[columns in FACT_COLUMNS order], [Dims], [[CO2e row
-#: in CO2E_FIELDS order], ...]]`` as JSON (what ``content_hash`` digests).
-encode_payload: Final = _HASH_ENCODER.encode
+#: Screens a fact's text: encoding fails on a lone surrogate, and shows a NUL as ``\u0000``.
+_TEXT_SCREEN: Final = msgspec.json.Encoder()
 
 
-def content_hash(encoded: bytes) -> str:
-    """The stored ``content_hash`` of an encoded payload (``encode_payload``)."""
-    return hashlib.blake2b(encoded, digest_size=16).hexdigest()
+def content_hash_of(columns: dict[str, Any], dims: Dims, co2e: tuple[dict[str, Any], ...]) -> str:
+    """The stored ``content_hash`` of one prepared fact (``warehouse.sink.hashing``)."""
+    from warehouse.sink.hashing import content_hash_of as hash_of  # hashing reads the rules here
+
+    return hash_of(columns, dims, co2e)
 
 
 #: ``fact_job`` columns of a prepared fact, in order (``PreparedFact.columns``).
