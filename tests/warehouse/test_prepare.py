@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+from datetime import UTC, datetime, timedelta, timezone
 
 import msgspec
 import pytest
@@ -242,6 +243,9 @@ _MUTATIONS: list[tuple[str, object]] = [
     ("job_name", "x\x00y"), ("nodes", "\udc80"), ("account", "acct\x00"), ("qos", "\ud800"),
     ("partition", ""), ("user", None), ("cluster", None), ("submit_time", None),
     ("cpus", "many"), ("mem_mb", "lots"), ("job_name", 42), ("exclusive", True),
+    ("end_time", datetime(2024, 3, 5, 12, 0, 0, 250_000)),  # naive: prepare's local time
+    ("start_time", datetime(2024, 3, 5, 1, 2, 3, tzinfo=timezone(timedelta(hours=2)))),
+    ("start_time", datetime(1969, 12, 31, 23, 59, 59, 500_000, tzinfo=UTC)),
 ]  # fmt: skip
 
 

@@ -23,9 +23,9 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine
 
 from schemas.fact import JobFact
-from warehouse.sink.batch import FactBatch, build_all, latest_per_key
+from warehouse.sink.batch import build_all, latest_per_key
 from warehouse.sink.nogc import paused_gc
-from warehouse.sink.prepare import LANDABLE_EVENTS, NaturalKey
+from warehouse.sink.prepare import LANDABLE_EVENTS
 from warehouse.sink.result import Rejected, SinkResult
 from warehouse.sink.writer import write_batch, write_facts
 
@@ -60,28 +60,17 @@ def _copy_all(
             positions = work[i : i + chunk_size]
             built = build_all([facts[p] for p in positions], default_cluster)
             rejected.extend((positions[p], Rejected(j, r)) for p, j, r in built.rejected)
+            batch = latest_per_key(built.batch)  # (cluster, job, submit second) once
+            result.duplicates += len(built.batch) - len(batch)
             if pending is not None:
                 result += pending.result()
                 pending = None
-            if len(built.batch):
-                pending = pool.submit(write_batch, engine, built.batch, stamp)
+            if len(batch):
+                pending = pool.submit(write_batch, engine, batch, stamp)
         if pending is not None:
             result += pending.result()
     result.rejected.extend(r for _, r in sorted(rejected, key=lambda pr: pr[0]))  # input order
     return result
-
-
-def _key(fact: JobFact, default_cluster: str | None) -> NaturalKey | None:
-    """The natural key ``build`` will give ``fact`` (None if it will refuse it for that)."""
-    rec = fact.record
-    cluster = rec.cluster or default_cluster
-    try:
-        epoch = None if rec.submit_time is None else int(rec.submit_time.timestamp())
-    except (AttributeError, TypeError, ValueError, OverflowError):
-        return None
-    if not cluster or epoch is None:
-        return None
-    return (cluster, rec.job_id, epoch)
 
 
 def _settle_duplicates(
@@ -90,33 +79,40 @@ def _settle_duplicates(
     """The work in first-seen key order as input positions: every fact whose job appears
     once; for a job that appears more than once, its winner (``latest_per_key`` over the
     valid ones, as ``write_facts`` does) at the place of its first appearance. Also the
-    counts settled so far (ignored, duplicates) and the repeated facts refused."""
+    counts settled so far (ignored, duplicates) and the repeated facts refused.
+
+    Jobs are told apart here by ``(cluster, job_id, submit_time)``; two submit times in the
+    same second are one natural key, which ``_copy_all`` settles within a chunk (and the
+    stored key across chunks)."""
     result = SinkResult()
-    keys: list[NaturalKey | None] = []
-    landable: list[bool] = []
-    for fact in facts:
-        ok = fact.record.event in LANDABLE_EVENTS
-        landable.append(ok)
-        keys.append(_key(fact, default_cluster) if ok else None)
+    recs = [f.record for f in facts]
+    landable = [r.event in LANDABLE_EVENTS for r in recs]
+    keys = list(
+        zip(
+            [r.cluster or default_cluster for r in recs],
+            [r.job_id for r in recs],
+            [r.submit_time for r in recs],
+            strict=True,
+        )
+    )
     result.ignored = len(facts) - sum(landable)
-    seen = Counter(k for k in keys if k is not None)
-    repeated = [p for p, k in enumerate(keys) if k is not None and seen[k] > 1]
-    rejected: list[tuple[int, Rejected]] = []
-    winners: dict[NaturalKey, int] = {}
-    if repeated:
-        built = build_all([facts[p] for p in repeated], default_cluster)
-        rejected.extend((repeated[p], Rejected(j, r)) for p, j, r in built.rejected)
-        best: FactBatch = latest_per_key(built.batch)
-        result.duplicates = len(built.batch) - len(best)
-        winners = {
-            key: repeated[p] for key, p in zip(best.keys, best.position.tolist(), strict=True)
-        }
+    seen = Counter(k for k, ok in zip(keys, landable, strict=True) if ok)
+    if len(seen) == len(facts) - result.ignored:  # no job twice: everything as it comes
+        return [p for p, ok in enumerate(landable) if ok], result, []
+    repeated = [
+        p for p, (k, ok) in enumerate(zip(keys, landable, strict=True)) if ok and seen[k] > 1
+    ]
+    built = build_all([facts[p] for p in repeated], default_cluster)
+    rejected = [(repeated[p], Rejected(j, r)) for p, j, r in built.rejected]
+    best = latest_per_key(built.batch)
+    result.duplicates = len(built.batch) - len(best)
+    winners = {keys[repeated[p]]: repeated[p] for p in best.position.tolist()}
     work: list[int] = []
     for position, (ok, key) in enumerate(zip(landable, keys, strict=True)):
         if not ok:
             continue
-        if key is None or seen[key] == 1:
-            work.append(position)  # an incomplete key: ``build`` refuses it, named
+        if seen[key] == 1:
+            work.append(position)
         elif key in winners:
             work.append(winners.pop(key))
     return work, result, rejected
