@@ -115,7 +115,12 @@ class FactBatch:
         idx = np.asarray(rows, dtype=np.int64)
         if len(idx) == len(self) and np.array_equal(idx, np.arange(len(self))):
             return self
+        span = _span(idx)
         where = pa.array(idx, type=pa.int64())
+
+        def pick_array(a: pa.Array) -> pa.Array:
+            return a.slice(span.start, span.stop - span.start) if span else a.take(where)
+
         remap = np.full(len(self), -1, dtype=np.int64)
         remap[idx] = np.arange(len(idx), dtype=np.int64)
         new_row = remap[self.co2e_row]
@@ -126,7 +131,7 @@ class FactBatch:
         return FactBatch(
             keys=pick(self.keys),
             values={c: pick(v) for c, v in self.values.items()},
-            arrays={c: a.take(where) for c, a in self.arrays.items()},
+            arrays={c: pick_array(a) for c, a in self.arrays.items()},
             content_hash=pick(self.content_hash),
             precedence=self.precedence[idx],
             position=self.position[idx],
@@ -151,10 +156,17 @@ class FactBatch:
         ]
 
 
+def _span(idx: npt.NDArray[np.int64]) -> slice | None:
+    """The slice these indices are, if they are contiguous and ascending."""
+    if len(idx) and int(idx[-1]) - int(idx[0]) + 1 == len(idx) and _contiguous(idx):
+        return slice(int(idx[0]), int(idx[-1]) + 1)
+    return None
+
+
 def _picker(idx: npt.NDArray[np.int64]) -> Callable[[Sequence[Any]], list[Any]]:
     """A function that takes these elements of a list (a slice when they are contiguous)."""
-    if len(idx) and int(idx[-1]) - int(idx[0]) + 1 == len(idx) and _contiguous(idx):
-        span = slice(int(idx[0]), int(idx[-1]) + 1)
+    span = _span(idx)
+    if span is not None:
         return lambda values: list(values[span])
     return lambda values: _pick(values, idx)
 
@@ -278,16 +290,12 @@ def _columns(
     for column, attr in _FOOTPRINT_ATTRS.items():
         v[column] = _scatter(n, fp_rows, _get(present, attr))
     # CO2e estimates, flattened, and the accounting one (first average signal) per fact.
-    owners: list[int] = []
-    flat: list[Any] = []
-    for i, fp in zip(fp_rows.tolist(), present, strict=True):
-        found = fp.estimates
-        if found:
-            owners.extend([i] * len(found))
-            flat.extend(found)
-    parts = _Parts(
-        np.array(owners, dtype=np.int64), {c: _get(flat, c) for c in CO2E_FIELDS}, with_fp
-    )
+    found = _get(present, "estimates")
+    counts = np.fromiter(map(len, found), dtype=np.int64, count=len(found))
+    est_row = np.repeat(fp_rows, counts)
+    flat = list(chain.from_iterable(found))
+    parts = _Parts(est_row, {c: _get(flat, c) for c in CO2E_FIELDS}, with_fp)
+    owners = est_row.tolist()
     signals = parts.est_values["signal"]
     average = np.flatnonzero(np.array([s == "average" for s in signals], dtype=bool))
     acct_rows, first = np.unique(parts.est_row[average], return_index=True)

@@ -82,6 +82,21 @@ def _ids(names: list[Any], known: dict[Any, int]) -> npt.NDArray[np.int64]:
     return np.fromiter(map(known.__getitem__, names), dtype=np.int64, count=len(names))
 
 
+class _Known(dict[Any, int]):
+    """Ids learnt in this batch, falling back to the cache (no copy of the whole cache)."""
+
+    def __init__(self, new: dict[Any, int], cached: dict[Any, int]) -> None:
+        super().__init__(new)
+        self.cached = cached
+
+    def __missing__(self, key: Any) -> int:
+        return self.cached[key]
+
+
+def _known(new: dict[Any, int], cached: dict[Any, int]) -> dict[Any, int]:
+    return _Known(new, cached) if new else cached
+
+
 def resolve(conn: Connection, batch: FactBatch, cache: DimCache) -> tuple[DimIds, DimCache]:
     """Ids for every fact's dimensions, and the ids this call learnt (to cache on commit)."""
     v = batch.values
@@ -98,17 +113,17 @@ def resolve(conn: Connection, batch: FactBatch, cache: DimCache) -> tuple[DimIds
     qos = _ensure_names(conn, table_of(DimQos), {n: {} for n in set(v["qos"])}, cache.qos)
     learnt.qos.update(qos)
     accounts = _ensure_accounts(conn, v, cache, learnt)
-    cluster_ids = {**cache.clusters, **clusters}
+    cluster_ids = _known(clusters, cache.clusters)
     cluster_col = _ids(v["cluster"], cluster_ids)
     pairs = list(zip(cluster_col.tolist(), v["partition"], strict=True))
     partitions = _ensure_partitions(conn, set(pairs), cache)
     learnt.partitions.update(partitions)
     ids = DimIds(
         cluster_id=cluster_col,
-        user_id=_ids(v["user"], {**cache.users, **users}),
+        user_id=_ids(v["user"], _known(users, cache.users)),
         account_id=_ids(v["account"], accounts),
-        partition_id=_ids(pairs, {**cache.partitions, **partitions}),
-        qos_id=_ids(v["qos"], {**cache.qos, **qos}),
+        partition_id=_ids(pairs, _known(partitions, cache.partitions)),
+        qos_id=_ids(v["qos"], _known(qos, cache.qos)),
     )
     return ids, learnt
 

@@ -10,6 +10,7 @@ travels as COPY data.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from datetime import datetime
 from functools import lru_cache
@@ -17,9 +18,12 @@ from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
+import psycopg
 import pyarrow as pa
 from pgpq import ArrowToPostgresBinaryEncoder
 from psycopg import sql
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
 from psycopg.rows import dict_row
 from sqlalchemy import Connection
 
@@ -97,11 +101,66 @@ def _copy_statement(table: str, columns: tuple[str, ...]) -> bytes:
     return statement.as_bytes(None)
 
 
-def array_literal(values: Sequence[Any] | npt.NDArray[Any]) -> str:
-    """``{v1,v2,...}``: ints, finite floats (shortest repr, read back exactly) or ISO dates
-    as one PostgreSQL array literal (``str.join`` in C; psycopg dumps lists per element)."""
-    items = values.tolist() if isinstance(values, np.ndarray) else values
-    return "{" + ",".join(map(str, items)) + "}"
+class PgArray:
+    """A one-dimensional PostgreSQL array already in binary wire format (``binary_array``)."""
+
+    __slots__ = ("data",)
+    oid: int = 0
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+class _Int8Array(PgArray):
+    oid = 1016
+
+
+class _Float8Array(PgArray):
+    oid = 1022
+
+
+class _DateArray(PgArray):
+    oid = 1182
+
+
+def _dumper(kind: type[PgArray]) -> type[Dumper]:
+    class ArrayDumper(Dumper):
+        format = Format.BINARY
+        oid = kind.oid
+
+        def dump(self, obj: Any) -> bytes:
+            return obj.data
+
+    return ArrayDumper
+
+
+for _kind in (_Int8Array, _Float8Array, _DateArray):
+    psycopg.adapters.register_dumper(_kind, _dumper(_kind))
+
+#: element type -> (array class, element oid, big-endian numpy type)
+_ELEMENTS: Final = {
+    "int8": (_Int8Array, 20, ">i8"),
+    "float8": (_Float8Array, 701, ">f8"),
+    "date": (_DateArray, 1082, ">i4"),
+}
+_PG_EPOCH_DAY: Final = 10_957  # 2000-01-01 as days since 1970-01-01
+
+
+def binary_array(values: npt.NDArray[Any], element: str) -> PgArray:
+    """``values`` as a PostgreSQL array in binary format, encoded with numpy (no Python
+    object per element; psycopg dumps a list element by element, ~0.2-0.9 us each, and a
+    text literal costs ~0.4 us a float). ``date`` takes day numbers since 1970-01-01."""
+    kind, oid, be = _ELEMENTS[element]
+    data = np.asarray(values)
+    if element == "date":
+        data = data - _PG_EPOCH_DAY
+    n = len(data)
+    if not n:
+        return kind(struct.pack(">iii", 0, 0, oid))
+    rows = np.empty(n, dtype=[("len", ">i4"), ("value", be)])
+    rows["len"] = np.dtype(be).itemsize
+    rows["value"] = data
+    return kind(struct.pack(">iiiii", 1, 0, oid, n, 1) + rows.tobytes())
 
 
 def db_keys(batch: FactBatch, ids: DimIds) -> DbKeys:
@@ -113,7 +172,7 @@ def db_keys(batch: FactBatch, ids: DimIds) -> DbKeys:
 
 _KEY_JOIN: Final = (
     " FROM fact_job f"
-    " JOIN unnest(%s::text::bigint[], %s::text::bigint[], %s::text::bigint[])"
+    " JOIN unnest(%b::bigint[], %b::bigint[], %b::bigint[])"
     " AS w(c, j, e) ON f.cluster_id = w.c AND f.job_id = w.j AND f.submit_epoch = w.e"
 )
 
@@ -132,7 +191,7 @@ def stored_rows(conn: Connection, keys: DbKeys, columns: Sequence[str]) -> list[
     if not len(keys[0]):
         return []
     with _driver(conn).cursor(row_factory=dict_row) as cur:
-        cur.execute(_stored_statement(tuple(columns)), [array_literal(part) for part in keys])
+        cur.execute(_stored_statement(tuple(columns)), [binary_array(k, "int8") for k in keys])
         return cur.fetchall()
 
 
@@ -143,7 +202,7 @@ def stored_keys(conn: Connection, keys: DbKeys) -> set[tuple[int, int, int]]:
     with _driver(conn).cursor() as cur:
         cur.execute(
             "SELECT f.cluster_id, f.job_id, f.submit_epoch" + _KEY_JOIN,
-            [array_literal(part) for part in keys],
+            [binary_array(k, "int8") for k in keys],
         )
         return set(cur.fetchall())
 
@@ -210,7 +269,7 @@ def _upsert_statement(table: str, dim: str, period: str) -> bytes:
     target = sql.Identifier(table)
     column_list = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
     arrays = sql.SQL(", ").join(
-        sql.SQL("%s::text::{}[]").format(sql.SQL(kind))
+        sql.SQL("%b::{}[]").format(sql.SQL(kind))
         for kind in kinds  # fixed type names
     )
     adds = sql.SQL(", ").join(
@@ -232,13 +291,12 @@ def _upsert_statement(table: str, dim: str, period: str) -> bytes:
 
 def upsert_rollups(conn: Connection, table: str, dim: str, period: str, rows: RollupRows) -> None:
     """Add ``rows`` (sorted by key) to roll-up ``table`` in one ``INSERT ... SELECT FROM
-    unnest(arrays) ... ON CONFLICT DO UPDATE`` (an executemany cost ~100 us a row). Rows go
+    unnest(binary arrays) ... ON CONFLICT DO UPDATE`` (an executemany cost ~100 us a row). Rows go
     in key order: concurrent writers lock roll-up rows in the same order."""
     n_counts = len(COUNT_MEASURES)
-    days = np.datetime_as_string(rows.day.astype("datetime64[D]"))
-    params = [array_literal(rows.dim), array_literal(days)]
+    params = [binary_array(rows.dim, "int8"), binary_array(rows.day, "date")]
     counts = np.rint(rows.values[:, :n_counts]).astype(np.int64)
-    params.extend(array_literal(counts[:, i]) for i in range(n_counts))
-    params.extend(array_literal(rows.values[:, i]) for i in range(n_counts, len(MEASURES)))
+    params.extend(binary_array(counts[:, i], "int8") for i in range(n_counts))
+    params.extend(binary_array(rows.values[:, i], "float8") for i in range(n_counts, len(MEASURES)))
     with _driver(conn).cursor() as cur:
         cur.execute(_upsert_statement(table, dim, period), params)
