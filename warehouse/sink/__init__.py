@@ -6,8 +6,9 @@ Shells: ``writer.write_facts`` (batched upsert, any database), ``copy.copy_facts
 (PostgreSQL COPY for backfills).
 """
 
+from warehouse.indexes import deferred_indexes
 from warehouse.sink.copy import copy_facts
 from warehouse.sink.result import Rejected, SinkResult
 from warehouse.sink.writer import write_facts
 
-__all__ = ["Rejected", "SinkResult", "copy_facts", "write_facts"]
+__all__ = ["Rejected", "SinkResult", "copy_facts", "deferred_indexes", "write_facts"]
