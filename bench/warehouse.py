@@ -144,7 +144,7 @@ def sqlite_upsert(base: list[JobFact], n: int, batch: int) -> None:
     engine = make_engine(f"sqlite:///{tmp / 'warehouse.db'}")
     try:
         migrate.upgrade(engine)
-        facts = replicas(base, n, min(n, 20_000))
+        facts = replicas(base, n, batch)
         landed, wall, cpu, _ = load(engine, facts, use_copy=False, batch=batch)
         report("SQLite upsert", landed, wall, cpu)
     finally:
@@ -226,7 +226,8 @@ def main() -> None:
             migrate.upgrade(upsert_engine)
         # In a shared database the upsert gets job ids the COPY did not use.
         first_copy = -(-args.jobs // len(base)) if args.db else 0
-        fresh = replicas(base, args.upsert_jobs, min(args.chunk, 20_000), first_copy)
+        # One write_facts call per batch, as a stream worker makes them.
+        fresh = replicas(base, args.upsert_jobs, args.upsert_batch, first_copy)
         n_up, spent_up, cpu_up, served_up = load(
             upsert_engine, fresh, False, args.upsert_batch, data_dir
         )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import chain
 from operator import attrgetter, itemgetter
 from typing import Any, Final
@@ -25,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
-from schemas.fact import JobFact
+from schemas.fact import Co2eEstimate, Footprint, JobFact, Reconciliation
 from schemas.job import JobRecord
 from warehouse.models.dims import NONE
 from warehouse.sink.hashing import DIM_COLUMNS, TIMESTAMP, UNSIGNED, content_hashes
@@ -64,8 +65,6 @@ _RECORD_COLUMNS: Final = {
     "energy_reported": "energy_reported", "energy_complete": "energy_complete",
     "slurm_layout": "slurm_layout", "patched": "patched",
 }  # fmt: skip
-#: ``JobRecord`` field -> its position in ``msgspec.structs.astuple``.
-_RECORD_FIELD: Final = {f.name: i for i, f in enumerate(msgspec.structs.fields(JobRecord))}
 _FOOTPRINT_ATTRS: Final = {
     "site": "site", "pue_factor": "pue_factor", "pue_source": "pue_source",
     "pue_coverage": "pue_coverage", "energy_facility_j": "energy_facility_j", "cost": "cost",
@@ -259,6 +258,21 @@ def _get(objs: Sequence[Any], attr: str) -> list[Any]:
     return list(map(attrgetter(attr), objs))
 
 
+@lru_cache(maxsize=16)
+def _positions(kind: type[msgspec.Struct]) -> dict[str, int]:
+    return {f.name: i for i, f in enumerate(msgspec.structs.fields(kind))}
+
+
+def _fields(objs: Sequence[Any], kind: type[msgspec.Struct]) -> Callable[[str], list[Any]]:
+    """The columns of these structs (of ``kind``), by field name: one C call per struct
+    for all its fields, then one transposition (cheaper than a pass per attribute)."""
+    if not objs:
+        return lambda name: []
+    columns = list(zip(*map(msgspec.structs.astuple, objs), strict=True))
+    where = _positions(kind)
+    return lambda name: columns[where[name]]  # type: ignore[return-value]
+
+
 def _scatter(n: int, rows: npt.NDArray[np.int64], values: Sequence[Any]) -> list[Any]:
     """A column of ``n`` values: ``values`` at ``rows``, None elsewhere."""
     if len(rows) == n:
@@ -276,35 +290,31 @@ def _columns(
 ) -> tuple[dict[str, list[Any]], _Parts]:
     """Every column of the batch as a list of Python values (as ``prepare`` maps them)."""
     n = len(facts)
-    recs = _get(facts, "record")
-    # One C call per record for all its fields, then one transposition (cheaper than a
-    # pass over the records per attribute).
-    fields = list(zip(*map(msgspec.structs.astuple, recs), strict=True)) if n else []
-
-    def rec(attr: str) -> list[Any]:
-        return fields[_RECORD_FIELD[attr]] if n else []  # type: ignore[return-value]
-
+    fact = _fields(facts, JobFact)
+    rec = _fields(fact("record"), JobRecord)
     v: dict[str, list[Any]] = {c: rec(a) for c, a in _RECORD_COLUMNS.items()}
-    v["energy_it_j"] = _get(facts, "energy_it_j")
-    v["energy_origin"] = _get(facts, "energy_origin")
-    v["shared_node"] = _get(facts, "shared_node")
+    v["energy_it_j"] = fact("energy_it_j")
+    v["energy_origin"] = fact("energy_origin")
+    v["shared_node"] = fact("shared_node")
     v["jobcomp_energy_status"] = list(map(str, rec("energy_status")))
     v["jobcomp_energy_source"] = list(map(str, rec("energy_source")))
     clusters = rec("cluster")
     v["cluster"] = [c or default_cluster for c in clusters]
     # Footprint columns (None without a footprint).
-    footprints = _get(facts, "footprint")
+    footprints = fact("footprint")
     with_fp = np.array([fp is not None for fp in footprints], dtype=bool)
     fp_rows = np.flatnonzero(with_fp)
     present = [footprints[i] for i in fp_rows.tolist()] if len(fp_rows) < n else footprints
+    footprint = _fields(present, Footprint)
     for column, attr in _FOOTPRINT_ATTRS.items():
-        v[column] = _scatter(n, fp_rows, _get(present, attr))
+        v[column] = _scatter(n, fp_rows, footprint(attr))
     # CO2e estimates, flattened, and the accounting one (first average signal) per fact.
-    found = _get(present, "estimates")
+    found = footprint("estimates")
     counts = np.fromiter(map(len, found), dtype=np.int64, count=len(found))
     est_row = np.repeat(fp_rows, counts)
     flat = list(chain.from_iterable(found))
-    parts = _Parts(est_row, {c: _get(flat, c) for c in CO2E_FIELDS}, with_fp)
+    estimate = _fields(flat, Co2eEstimate)
+    parts = _Parts(est_row, {c: estimate(c) for c in CO2E_FIELDS}, with_fp)
     owners = est_row.tolist()
     signals = parts.est_values["signal"]
     average = np.flatnonzero(np.array([s == "average" for s in signals], dtype=bool))
@@ -324,10 +334,10 @@ def _columns(
             seen.add(s)
         screen.flag(twice, lambda i: f"footprint.estimates: a series appears twice in row {i}")
     # Reconciliation.
-    recons = _get(facts, "reconciliation")
+    recon = _fields(fact("reconciliation"), Reconciliation)
     for column, attr in _RECONCILE_ATTRS.items():
-        v[column] = _get(recons, attr)
-    v["reconcile_differences"] = ["\n".join(d) if d else None for d in _get(recons, "differences")]
+        v[column] = recon(attr)
+    v["reconcile_differences"] = ["\n".join(d) if d else None for d in recon("differences")]
     # Dimensions.
     accounts = rec("account")
     lineages = rec("parent_accounts")
@@ -354,8 +364,10 @@ def _check(
     """Typed arrays of the fact and estimate columns; every row a rule refuses is flagged."""
     n = len(v["job_id"])
     arrays: dict[str, pa.Array] = {}
-    for column in TIME_COLUMNS:
-        arrays[column], epochs = _times(v[column], column, screen)
+    together = _utc_micros([x for column in TIME_COLUMNS for x in v[column]])
+    for k, column in enumerate(TIME_COLUMNS):
+        part = None if together is None else together.slice(k * n, n)
+        arrays[column], epochs = _times(v[column], column, screen, part)
         if column in ("submit_at", "start_at", "end_at"):
             name = column.replace("_at", "_epoch")
             v[name] = epochs
@@ -364,11 +376,15 @@ def _check(
     for column, (flow, fhigh) in REAL_RULES.items():
         arrays[column] = _reals(v[column], column, flow, fhigh, screen)
     for column in TEXT_COLUMNS:
-        arrays[column] = _texts(v[column], column, screen)
+        arrays[column] = _texts(v[column], column, screen, nul_check=False)
     for column in BOOL_COLUMNS:
         arrays[column] = _bools(v[column], column, screen)
     for column in _DIM_TEXT:
-        arrays[column] = _texts(v[column], column, screen)
+        arrays[column] = _texts(v[column], column, screen, nul_check=False)
+    texts = (*TEXT_COLUMNS, *_DIM_TEXT)
+    if _any_nul([arrays[c] for c in texts]):  # rare: find the rows, column by column
+        for column in texts:
+            _nuls(arrays[column], v[column], column, screen)
     # The key, the run window, the energy's origin.
     screen.flag([i for i, c in enumerate(v["cluster"]) if not c], lambda i: "cluster is missing")
     screen.flag(np.flatnonzero(arrays["submit_at"].is_null()), lambda i: "submit_time missing")
@@ -459,7 +475,7 @@ def _reals(
     return pa.array(floats, mask=missing, type=pa.float64())
 
 
-def _texts(values: Sequence[Any], column: str, screen: _Screen) -> pa.Array:
+def _texts(values: Sequence[Any], column: str, screen: _Screen, nul_check: bool = True) -> pa.Array:
     try:
         array = pa.array(values, type=pa.string())
     except (pa.ArrowException, UnicodeEncodeError, TypeError, ValueError):
@@ -469,11 +485,23 @@ def _texts(values: Sequence[Any], column: str, screen: _Screen) -> pa.Array:
 
         clean = _slow(values, column, text, screen, "is not valid text")
         array = pa.array(clean, type=pa.string())
+    if nul_check:
+        _nuls(array, values, column, screen)
+    return array
+
+
+def _nuls(array: pa.Array, values: Sequence[Any], column: str, screen: _Screen) -> None:
     nul = pc.match_substring(array, "\x00")
     if pc.any(nul).as_py():
         rows = np.flatnonzero(np.asarray(nul.fill_null(False)))
         screen.flag(rows, lambda i: f"{column}={_shown(values[i])} contains a NUL character")
-    return array
+
+
+def _any_nul(arrays: Sequence[pa.Array]) -> bool:
+    """Whether any of these text columns holds a NUL (one scan over all of them)."""
+    if not arrays:
+        return False
+    return bool(pc.any(pc.match_substring(pa.concat_arrays(arrays), "\x00")).as_py())
 
 
 def _bools(values: Sequence[Any], column: str, screen: _Screen) -> pa.Array:
@@ -485,11 +513,13 @@ def _bools(values: Sequence[Any], column: str, screen: _Screen) -> pa.Array:
 
 
 def _times(
-    values: Sequence[Any], column: str, screen: _Screen
+    values: Sequence[Any], column: str, screen: _Screen, micros: pa.Array | None = None
 ) -> tuple[pa.Array, list[int | None]]:
     """UTC microseconds as an Arrow timestamp column, and epoch seconds (``int(x.timestamp())``
-    as ``prepare`` computes them; None where the value is None)."""
-    micros = _utc_micros(values)
+    as ``prepare`` computes them; None where the value is None). ``micros``: the column
+    already parsed by ``_utc_micros`` (with the batch's other time columns)."""
+    if micros is None:
+        micros = _utc_micros(values)
     if micros is None:  # not all aware UTC datetimes: one by one, as prepare does
         micros = _micros_one_by_one(values, column, screen)
     us = np.asarray(micros.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)

@@ -70,10 +70,11 @@ def write_facts(
     facts: Iterable[JobFact],
     *,
     default_cluster: str | None = None,
-    batch_size: int = 500,
+    batch_size: int = 2000,
     now: datetime | None = None,
 ) -> SinkResult:
-    """Upsert ``facts`` under their natural key, roll-ups moved by the difference.
+    """Upsert ``facts`` under their natural key, roll-ups moved by the difference
+    (``batch_size`` facts per transaction: a stream worker's batch in one).
 
     A replay or duplicate changes nothing; a correction updates the fact and its roll-ups
     in the same transaction; a bad fact is rejected (named in the result) without
