@@ -333,3 +333,28 @@ def test_facts_stored_under_another_hash_are_rewritten_once_and_rollups_do_not_m
     }
     again = write_facts(engine, facts)
     assert again.unchanged == len(before_facts) and again.updated == 0
+
+
+def test_sqlite_stores_timestamps_as_the_column_type_writes_them(tmp_path: Path) -> None:
+    """The SQLite path formats timestamp columns in bulk: the stored text is exactly what
+    ``UTCDateTime`` (SQLAlchemy) writes, microseconds and all."""
+    from warehouse.types import UTCDateTime
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    migrate.upgrade(engine)
+    records = synthdata.records(30, seed=31)
+    micro = records[0].end_time.replace(microsecond=123_456)  # type: ignore[union-attr]
+    records[0] = records[0].replace(end_time=micro, eligible_time=None)
+    now = datetime(2031, 5, 6, 7, 8, 9, 5, tzinfo=UTC)
+    assert write_facts(engine, [fact_from_record(r) for r in records], now=now).inserted == 30
+    process = UTCDateTime().dialect_impl(engine.dialect).bind_processor(engine.dialect)
+    with engine.connect() as conn:
+        stored = conn.exec_driver_sql(
+            "SELECT job_id, submit_at, eligible_at, start_at, end_at, inserted_at FROM fact_job"
+        ).all()
+    by_job = {r.job_id: r for r in records}
+    for job_id, *texts in stored:
+        r = by_job[job_id]
+        want = [r.submit_time, r.eligible_time, r.start_time, r.end_time, now]
+        assert texts == [None if w is None else process(w) for w in want]  # type: ignore[misc]
+    engine.dispose()

@@ -21,12 +21,8 @@ import pyarrow.compute as pc
 from sqlalchemy import (
     Connection,
     Engine,
-    Select,
     bindparam,
     delete,
-    insert,
-    select,
-    tuple_,
     update,
 )
 from sqlalchemy.exc import InterfaceError, OperationalError, StatementError
@@ -46,9 +42,16 @@ from warehouse.sink.delta import (
 from warehouse.sink.dims import DimCache, DimIds, resolve
 from warehouse.sink.nogc import paused_gc
 from warehouse.sink.pgcopy import DbKeys, copy_co2e, copy_new_facts, db_keys, stored_rows
-from warehouse.sink.prepare import UNRECONCILED, precedence
+from warehouse.sink.prepare import (
+    CO2E_FIELDS,
+    FACT_COLUMNS,
+    TIME_COLUMNS,
+    UNRECONCILED,
+    precedence,
+)
 from warehouse.sink.result import Rejected, SinkResult
 from warehouse.sink.rollups import apply_rollups
+from warehouse.sink.sqlite import datetime_texts, insert_columns, rows_by_key
 
 FACT = table_of(FactJob)
 CO2E = table_of(FactJobCo2e)
@@ -246,8 +249,7 @@ def fetch_stored(conn: Connection, keys: DbKeys) -> dict[tuple[int, int, int], S
         rows = stored_rows(conn, keys, _STORED_COLUMNS)
     else:
         wanted = list(zip(*(k.tolist() for k in keys), strict=True))
-        for i in range(0, len(wanted), _CHUNK):
-            rows.extend(conn.execute(_stored_query(wanted[i : i + _CHUNK])).mappings())
+        rows = rows_by_key(conn, FACT, wanted, _STORED_COLUMNS)
     return {
         (row["cluster_id"], row["job_id"], row["submit_epoch"]): Stored(
             id=row["id"],
@@ -257,13 +259,6 @@ def fetch_stored(conn: Connection, keys: DbKeys) -> dict[tuple[int, int, int], S
         )
         for row in rows
     }
-
-
-def _stored_query(keys: list[tuple[int, int, int]]) -> Select[Any]:
-    columns = [FACT.c[c] for c in _STORED_COLUMNS]
-    return select(*columns).where(
-        tuple_(FACT.c.cluster_id, FACT.c.job_id, FACT.c.submit_epoch).in_(keys)
-    )
 
 
 def fact_values(batch: FactBatch, ids: DimIds, now: datetime) -> list[dict[str, Any]]:
@@ -286,17 +281,30 @@ def insert_facts(conn: Connection, batch: FactBatch, ids: DimIds, now: datetime)
     if conn.dialect.name == "postgresql":
         copy_co2e(conn, batch, copy_new_facts(conn, batch, ids, now))
         return
-    rows = fact_values(batch, ids, now)
-    for row in rows:
-        row["inserted_at"] = now
-    conn.execute(insert(FACT), rows)
+    n = len(batch)
+    bound: dict[str, Sequence[Any]] = {}
+    for column in TIME_COLUMNS:  # formatted in bulk (the same text as the type's processor)
+        texts = datetime_texts(batch.arrays[column])
+        if texts is not None:
+            bound[column] = texts
+    stamp = FACT.c.updated_at.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    assert stamp is not None  # UTCDateTime converts every value
+    bound.update(updated_at=[stamp(now)] * n, inserted_at=[stamp(now)] * n)
+    columns: dict[str, Sequence[Any]] = {c: batch.values[c] for c in FACT_COLUMNS if c not in bound}
+    columns.update(
+        cluster_id=ids.cluster_id.tolist(),
+        user_id=ids.user_id.tolist(),
+        account_id=ids.account_id.tolist(),
+        partition_id=ids.partition_id.tolist(),
+        qos_id=ids.qos_id.tolist(),
+        content_hash=batch.content_hash,
+    )
+    insert_columns(conn, FACT, columns, bound)
     keys = list(zip(*(k.tolist() for k in db_keys(batch, ids)), strict=True))
-    found: dict[tuple[int, int, int], int] = {}
-    for i in range(0, len(keys), _CHUNK):
-        query = select(FACT.c.id, FACT.c.cluster_id, FACT.c.job_id, FACT.c.submit_epoch).where(
-            tuple_(FACT.c.cluster_id, FACT.c.job_id, FACT.c.submit_epoch).in_(keys[i : i + _CHUNK])
-        )
-        found.update(((c, j, e), fact_id) for fact_id, c, j, e in conn.execute(query))
+    found = {
+        (r["cluster_id"], r["job_id"], r["submit_epoch"]): r["id"]
+        for r in rows_by_key(conn, FACT, keys, ("id", "cluster_id", "job_id", "submit_epoch"))
+    }
     insert_co2e(conn, batch, np.array([found[k] for k in keys], dtype=np.int64))
 
 
@@ -329,7 +337,7 @@ def insert_co2e(conn: Connection, batch: FactBatch, fact_ids: npt.NDArray[np.int
     if conn.dialect.name == "postgresql":
         copy_co2e(conn, batch, fact_ids)
         return
-    owners = fact_ids.tolist()
-    rows = [{**row, "fact_id": owners[i]} for i, row in batch.estimates()]
-    if rows:
-        conn.execute(insert(CO2E), rows)
+    if len(batch.co2e_row):
+        columns: dict[str, Sequence[Any]] = {"fact_id": fact_ids[batch.co2e_row].tolist()}
+        columns.update((c, batch.co2e_values[c]) for c in CO2E_FIELDS)
+        insert_columns(conn, CO2E, columns)
