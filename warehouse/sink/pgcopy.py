@@ -216,17 +216,23 @@ def new_ids(conn: Connection, n: int) -> npt.NDArray[np.int64]:
 
 
 def copy_new_facts(
-    conn: Connection, batch: FactBatch, ids: DimIds, now: datetime
+    conn: Connection,
+    batch: FactBatch,
+    ids: DimIds,
+    now: datetime,
+    fact_ids: npt.NDArray[np.int64] | None = None,
 ) -> npt.NDArray[np.int64]:
     """COPY facts whose keys are not stored straight into ``fact_job``; their new ids, in
-    order. The ids are drawn from the table's sequence first, so no staging table and no
-    ``INSERT ... SELECT`` is needed. A key stored meanwhile (a concurrent writer) fails the
-    COPY on ``uq_fact_job_key``: the caller's transaction rolls back and it retries.
+    order. The ids are drawn from the table's sequence first (or given), so no staging
+    table and no ``INSERT ... SELECT`` is needed. A key stored meanwhile (a concurrent
+    writer) fails the COPY on ``uq_fact_job_key``: the caller's transaction rolls back and
+    it retries.
     """
     n = len(batch)
     if not n:
         return np.zeros(0, dtype=np.int64)
-    fact_ids = new_ids(conn, n)
+    if fact_ids is None:
+        fact_ids = new_ids(conn, n)
     stamp = pa.array(np.full(n, int(now.timestamp() * 1e6), dtype=np.int64), type=TIMESTAMP)
     columns: dict[str, pa.Array] = {"id": pa.array(fact_ids)}
     columns.update((c, batch.arrays[c]) for c in FACT_COLUMNS)
