@@ -40,7 +40,7 @@ from warehouse.sink.delta import (
     empty_delta,
     nonzero,
 )
-from warehouse.sink.prepare import prepare
+from warehouse.sink.prepare import CO2E_FIELDS, FOOTPRINT_FIELDS, prepare
 from warehouse.sink.rollups import apply_rollups
 
 FACT: Final = table_of(FactJob)
@@ -48,15 +48,8 @@ CO2E: Final = table_of(FactJobCo2e)
 CLUSTER: Final = table_of(DimCluster)
 
 #: ``fact_job`` columns the footprint fills (``warehouse.sink.prepare`` maps them).
-FOOTPRINT_COLUMNS: Final = (
-    "site", "pue_factor", "pue_source", "pue_coverage", "energy_facility_j", "co2e_g",
-    "co2e_provider", "co2e_zone", "co2e_factor_g_per_kwh_it", "co2e_coverage", "cost",
-    "currency", "tariff", "footprint_computed_at",
-)  # fmt: skip
-CO2E_COLUMNS: Final = (
-    "provider", "zone", "signal", "basis", "factor_g_per_kwh_it", "intensity_g_per_kwh",
-    "coverage", "fallback", "estimated_share", "co2e_g",
-)  # fmt: skip
+FOOTPRINT_COLUMNS: Final = FOOTPRINT_FIELDS
+CO2E_COLUMNS: Final = CO2E_FIELDS
 
 
 @dataclass(frozen=True)

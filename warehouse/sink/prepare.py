@@ -303,7 +303,7 @@ def prepare(
 def _footprint_columns(fact: JobFact) -> dict[str, Any]:
     fp = fact.footprint
     if fp is None:
-        return dict.fromkeys(_FOOTPRINT_COLUMNS)
+        return dict.fromkeys(FOOTPRINT_FIELDS)
     acct = fact.accounting_estimate
     return {
         "site": fp.site,
@@ -323,7 +323,8 @@ def _footprint_columns(fact: JobFact) -> dict[str, Any]:
     }
 
 
-_FOOTPRINT_COLUMNS: Final = (
+#: ``fact_job`` columns the footprint fills, in order.
+FOOTPRINT_FIELDS: Final = (
     "site", "pue_factor", "pue_source", "pue_coverage", "energy_facility_j", "co2e_g",
     "co2e_provider", "co2e_zone", "co2e_factor_g_per_kwh_it", "co2e_coverage", "cost",
     "currency", "tariff", "footprint_computed_at",
@@ -387,7 +388,7 @@ FACT_COLUMNS: Final = (
     "end_at", "start_epoch", "end_epoch", "elapsed_s", "time_limit_s", "node_count", "nodes",
     "cpus", "gpus", "mem_mb", "billing", "shared_node", "energy_it_j", "energy_origin",
     "jobcomp_energy_j", "jobcomp_energy_status", "jobcomp_energy_source", "energy_reported",
-    "energy_complete", "slurm_layout", "patched", *_FOOTPRINT_COLUMNS, "db_energy_j",
+    "energy_complete", "slurm_layout", "patched", *FOOTPRINT_FIELDS, "db_energy_j",
     "reconcile_status", "db_job_db_inx", "db_account", "db_partition", "db_state",
     "reconcile_differences", "reconciled_at", "reconcile_attempts",
 )  # fmt: skip
