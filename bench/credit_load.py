@@ -1,6 +1,6 @@
 """Load synthetic history (jobcarbon.synth) into a migrated warehouse: dimensions, facts and
 the roll-ups the sink would maintain (computed with the warehouse's own pure
-``add_contribution``). Used by bench/credit and the credit store tests; PostgreSQL gets COPY.
+``add_contributions``). Used by bench/credit and the credit store tests; PostgreSQL gets COPY.
 
 Each job's CO2e: IT energy (slurmdbd's value; a bogus counter leaves it NULL) x PUE x an
 intensity that follows the hour of day (``intensity_at``), so numbers are easy to recompute.
@@ -18,7 +18,7 @@ from sqlalchemy import Engine, text
 from jobcarbon.synth import SynthJob
 from schemas.fact import J_PER_KWH
 from warehouse.models.rollups import COUNT_MEASURES, MEASURES
-from warehouse.sink.delta import RollupInput, add_contribution, empty_delta
+from warehouse.sink.delta import RollupInput, add_contributions, empty_delta
 
 PUE = 1.3
 MAX_VALID_J = 10**15
@@ -97,16 +97,16 @@ def rollup_rows(facts: Iterable[tuple[Any, ...]]) -> dict[str, list[dict[str, An
     """Roll-up rows for the facts (the warehouse's apportioning rule)."""
     col = {name: i for i, name in enumerate(FACT_COLUMNS)}
     delta = empty_delta()
-    for f in facts:
-        add_contribution(
-            delta,
-            RollupInput(
-                f[col["user_id"]], f[col["account_id"]], f[col["submit_epoch"]],
-                f[col["start_epoch"]], f[col["end_epoch"]], f[col["cpus"]], f[col["gpus"]],
-                f[col["energy_it_j"]], f[col["energy_facility_j"]], f[col["co2e_g"]], None,
-                f[col["jobcomp_energy_status"]], f[col["reconcile_status"]],
-            ),
-        )  # fmt: skip
+    jobs = [
+        RollupInput(
+            f[col["user_id"]], f[col["account_id"]], f[col["submit_epoch"]],
+            f[col["start_epoch"]], f[col["end_epoch"]], f[col["cpus"]], f[col["gpus"]],
+            f[col["energy_it_j"]], f[col["energy_facility_j"]], f[col["co2e_g"]], None,
+            f[col["jobcomp_energy_status"]], f[col["reconcile_status"]],
+        )
+        for f in facts
+    ]  # fmt: skip
+    add_contributions(delta, jobs)
     out: dict[str, list[dict[str, Any]]] = {}
     for table, rows in delta.items():
         dim, period = (

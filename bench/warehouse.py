@@ -10,15 +10,19 @@ Run: ``python -m bench.warehouse [--jobs 1000000] [--upsert-jobs 100000]``.
 Targets: COPY >= 50k jobs/s; roll-up query >= 20x faster than the scan.
 
 Besides wall-clock rates it prints this process's CPU time per job (``time.process_time``,
-all its threads): far less sensitive than wall time to other work on a shared machine.
+all its threads): far less sensitive than wall time to other work on a shared machine, and
+the server's (the PostgreSQL processes' CPU from ``/proc``, when the bench started it).
 The upsert path runs in batches of ``--upsert-batch`` (what a stream worker's sink does),
-on PostgreSQL and, with ``--sqlite-jobs``, on SQLite (the embedded default).
+on PostgreSQL and, with ``--sqlite-jobs``, on SQLite (the embedded default). With
+``--deferred-jobs`` (default: as many as ``--jobs``) the COPY path runs once more into a third
+database inside ``deferred_indexes`` (secondary indexes built after the load, timed).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import shutil
 import signal
 import sys
@@ -35,7 +39,7 @@ from schemas.fact import JobFact
 from tests.warehouse import synthdata
 from warehouse import migrate
 from warehouse.engine import make_engine
-from warehouse.sink import SinkResult, copy_facts, write_facts
+from warehouse.sink import SinkResult, copy_facts, deferred_indexes, write_facts
 
 COPY_TARGET_PER_S = 50_000
 ROLLUP_TARGET_RATIO = 20.0
@@ -74,12 +78,43 @@ def replicas(
         yield out
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu(data_dir: Path | None) -> float:
+    """CPU seconds of a local PostgreSQL server so far: the postmaster, the backends it
+    reaped and the live ones (0.0 when unknown)."""
+    if data_dir is None:
+        return 0.0
+    try:
+        pid = int((data_dir / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if stat.parent.name == str(pid):
+            total += sum(int(f) for f in fields[11:15]) / TICK  # own + reaped children
+        elif fields[1] == str(pid):
+            total += (int(fields[11]) + int(fields[12])) / TICK
+    return total
+
+
 def load(
-    engine: Engine, chunks: Iterator[list[JobFact]], use_copy: bool, batch: int
-) -> tuple[int, float, float]:
-    """Facts landed, wall seconds and this process's CPU seconds spent inside the sink."""
+    engine: Engine,
+    chunks: Iterator[list[JobFact]],
+    use_copy: bool,
+    batch: int,
+    data_dir: Path | None = None,
+) -> tuple[int, float, float, float]:
+    """Facts landed, wall seconds, this process's CPU seconds spent inside the sink and the
+    server's CPU seconds meanwhile."""
     total = SinkResult()
     wall = cpu = 0.0
+    server_start = server_cpu(data_dir)
     for facts in chunks:
         start, start_cpu = time.perf_counter(), time.process_time()
         if use_copy:
@@ -90,7 +125,7 @@ def load(
         cpu += time.process_time() - start_cpu
         print(f"  ... {total.inserted:,} jobs, {wall:.0f} s", file=sys.stderr, flush=True)
     assert not total.rejected, total.rejected[:3]
-    return total.inserted, wall, cpu
+    return total.inserted, wall, cpu, server_cpu(data_dir) - server_start
 
 
 def best_of(engine: Engine, query: object, rounds: int) -> tuple[float, list[tuple]]:  # type: ignore[type-arg]
@@ -109,8 +144,8 @@ def sqlite_upsert(base: list[JobFact], n: int, batch: int) -> None:
     engine = make_engine(f"sqlite:///{tmp / 'warehouse.db'}")
     try:
         migrate.upgrade(engine)
-        facts = replicas(base, n, min(n, 20_000))
-        landed, wall, cpu = load(engine, facts, use_copy=False, batch=batch)
+        facts = replicas(base, n, batch)
+        landed, wall, cpu, _ = load(engine, facts, use_copy=False, batch=batch)
         report("SQLite upsert", landed, wall, cpu)
     finally:
         engine.dispose()
@@ -118,18 +153,20 @@ def sqlite_upsert(base: list[JobFact], n: int, batch: int) -> None:
 
 
 @contextlib.contextmanager
-def databases(db_url: str | None) -> Iterator[tuple[str, str]]:
-    """Two empty databases (COPY, upsert): given, or on a throwaway local server."""
+def databases(db_url: str | None) -> Iterator[tuple[list[str], Path | None]]:
+    """Three empty databases (COPY, upsert, deferred-index COPY): given, or on a throwaway
+    local server (and its data directory, for its CPU time)."""
     if db_url:
-        yield db_url, db_url
+        yield [db_url] * 3, None
         return
     from tests.services.postgres import fresh_database, start_server, stop_server
 
     tmp = Path(tempfile.mkdtemp(prefix="jobcarbon-bench-pg-"))
     server = start_server(tmp)
     try:
-        with fresh_database(server) as copy_url, fresh_database(server) as upsert_url:
-            yield copy_url, upsert_url
+        with contextlib.ExitStack() as stack:
+            urls = [stack.enter_context(fresh_database(server)) for _ in range(3)]
+            yield urls, server.data_dir
     finally:
         stop_server(server)
         shutil.rmtree(tmp, ignore_errors=True)
@@ -140,12 +177,15 @@ def calibration_ns() -> float:
     return min(timeit.repeat("d['a'] += 1", "d = {'a': 0}", number=200_000, repeat=5)) / 2e5 * 1e9
 
 
-def report(label: str, n: int, wall: float, cpu: float, extra: str = "") -> float:
+def report(
+    label: str, n: int, wall: float, cpu: float, extra: str = "", server: float = 0.0
+) -> float:
     """Print one path's figures; its wall-clock rate."""
     rate = n / wall
+    served = f"; server CPU {server / n * 1e6:.1f} us/job" if server else ""
     print(f"{label:12s}: {n:>9,} jobs in {wall:7.1f} s = {rate:9,.0f} jobs/s{extra}; "
-          f"client CPU {cpu:.1f} s = {cpu / n * 1e6:.0f} us/job = "
-          f"{n / cpu:,.0f} jobs per client CPU-second")  # fmt: skip
+          f"client CPU {cpu:.1f} s = {cpu / n * 1e6:.1f} us/job = "
+          f"{n / cpu:,.0f} jobs per client CPU-second{served}")  # fmt: skip
     return rate
 
 
@@ -159,6 +199,7 @@ def main() -> None:
     parser.add_argument("--copy-chunk", type=int, default=20_000, help="copy_facts chunk_size")
     parser.add_argument("--upsert-batch", type=int, default=1000, help="write_facts batch_size")
     parser.add_argument("--sqlite-jobs", type=int, default=20_000, help="jobs upserted to SQLite")
+    parser.add_argument("--deferred-jobs", type=int, help="jobs through deferred-index COPY")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--db", help="PostgreSQL URL of an empty database (default: start one)")
     args = parser.parse_args()
@@ -169,12 +210,14 @@ def main() -> None:
     print(f"workload: {len(base):,} synthetic jobs in {time.perf_counter() - t0:.0f} s, "
           f"replicated to {args.jobs:,} (COPY) and {args.upsert_jobs:,} (upsert)")  # fmt: skip
 
-    with databases(args.db) as (copy_url, upsert_url):
+    deferred_jobs = args.jobs if args.deferred_jobs is None else args.deferred_jobs
+    with databases(args.db) as ((copy_url, upsert_url, deferred_url), data_dir):
         copy_engine = make_engine(copy_url)
         migrate.upgrade(copy_engine)
         chunks = replicas(base, args.jobs, args.chunk)
-        n, spent, cpu = load(copy_engine, chunks, use_copy=True, batch=args.copy_chunk)
-        copy_rate = report("COPY path", n, spent, cpu, f" (target {COPY_TARGET_PER_S:,})")
+        n, spent, cpu, served = load(copy_engine, chunks, True, args.copy_chunk, data_dir)
+        target = f" (target {COPY_TARGET_PER_S:,})"
+        copy_rate = report("COPY path", n, spent, cpu, target, served)
 
         if args.db:  # one database given: upsert the next job ids into it
             upsert_engine = copy_engine
@@ -183,11 +226,31 @@ def main() -> None:
             migrate.upgrade(upsert_engine)
         # In a shared database the upsert gets job ids the COPY did not use.
         first_copy = -(-args.jobs // len(base)) if args.db else 0
-        fresh = replicas(base, args.upsert_jobs, min(args.chunk, 20_000), first_copy)
-        n_up, spent_up, cpu_up = load(upsert_engine, fresh, False, args.upsert_batch)
-        up_rate = report("upsert path", n_up, spent_up, cpu_up)
+        # One write_facts call per batch, as a stream worker makes them.
+        fresh = replicas(base, args.upsert_jobs, args.upsert_batch, first_copy)
+        n_up, spent_up, cpu_up, served_up = load(
+            upsert_engine, fresh, False, args.upsert_batch, data_dir
+        )
+        up_rate = report("upsert path", n_up, spent_up, cpu_up, server=served_up)
         print(f"  COPY / upsert: {copy_rate / up_rate:.1f}x (wall), "
               f"{(n / cpu) / (n_up / cpu_up):.1f}x (client CPU)")  # fmt: skip
+        if deferred_jobs and not args.db:
+            deferred_engine = make_engine(deferred_url)
+            migrate.upgrade(deferred_engine)
+            chunks = replicas(base, deferred_jobs, args.chunk)
+            start, start_cpu = time.perf_counter(), time.process_time()
+            server_start = server_cpu(data_dir)
+            with deferred_indexes(deferred_engine):
+                n_d, _, _, _ = load(deferred_engine, chunks, True, args.copy_chunk)
+            report(
+                "COPY, indexes built after",
+                n_d,
+                time.perf_counter() - start,
+                time.process_time() - start_cpu,
+                target,
+                server_cpu(data_dir) - server_start,
+            )
+            deferred_engine.dispose()
         if args.sqlite_jobs:
             sqlite_upsert(base, args.sqlite_jobs, args.upsert_batch)
 

@@ -16,6 +16,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine
 
 from warehouse import views
+from warehouse.indexes import ensure_indexes
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -50,6 +51,7 @@ def upgrade(engine: Engine, revision: str = "head") -> str | None:
         reached = MigrationContext.configure(conn).get_current_revision()
         if reached == head():
             views.create_all(conn)
+            ensure_indexes(conn)  # a deferred-index load that died left them missing
     return reached
 
 

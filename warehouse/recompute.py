@@ -36,11 +36,11 @@ from warehouse.sink.delta import (
     ROLLUP_INPUT_COLUMNS,
     RollupDelta,
     RollupInput,
-    add_contribution,
+    add_contributions,
     empty_delta,
     nonzero,
 )
-from warehouse.sink.prepare import prepare
+from warehouse.sink.prepare import CO2E_FIELDS, FOOTPRINT_FIELDS, prepare
 from warehouse.sink.rollups import apply_rollups
 
 FACT: Final = table_of(FactJob)
@@ -48,15 +48,8 @@ CO2E: Final = table_of(FactJobCo2e)
 CLUSTER: Final = table_of(DimCluster)
 
 #: ``fact_job`` columns the footprint fills (``warehouse.sink.prepare`` maps them).
-FOOTPRINT_COLUMNS: Final = (
-    "site", "pue_factor", "pue_source", "pue_coverage", "energy_facility_j", "co2e_g",
-    "co2e_provider", "co2e_zone", "co2e_factor_g_per_kwh_it", "co2e_coverage", "cost",
-    "currency", "tariff", "footprint_computed_at",
-)  # fmt: skip
-CO2E_COLUMNS: Final = (
-    "provider", "zone", "signal", "basis", "factor_g_per_kwh_it", "intensity_g_per_kwh",
-    "coverage", "fallback", "estimated_share", "co2e_g",
-)  # fmt: skip
+FOOTPRINT_COLUMNS: Final = FOOTPRINT_FIELDS
+CO2E_COLUMNS: Final = CO2E_FIELDS
 
 
 @dataclass(frozen=True)
@@ -99,6 +92,8 @@ def plan_recompute(
 ) -> RecomputePlan:
     """Pure: enrich every stored fact again and keep those that change."""
     out = RecomputePlan()
+    moved: list[RollupInput] = []
+    signs: list[float] = []
     for fact in stored:
         columns, co2e = _footprint_of(fact, lookup, settings, now)
         if _same(fact.columns, columns) and _same_rows(fact.co2e, co2e):
@@ -111,8 +106,10 @@ def plan_recompute(
             co2e_g=columns["co2e_g"],
             cost=columns["cost"],
         )
-        add_contribution(out.rollups, old, -1.0)
-        add_contribution(out.rollups, new)
+        if new != old:  # a changed CO2e row alone moves no roll-up
+            moved += [old, new]
+            signs += [-1.0, 1.0]
+    add_contributions(out.rollups, moved, signs)
     out.rollups = nonzero(out.rollups)
     return out
 
@@ -133,7 +130,7 @@ def _footprint_of(
     )
     origin = fact.energy_origin if fact.energy_origin in ("jobcomp", "slurmdbd") else "none"
     job = JobFact(record=record, energy_it_j=fact.energy_it_j, energy_origin=origin)  # type: ignore[arg-type]
-    prepared = prepare(enrich(job, lookup, lookup, settings, now))
+    prepared = prepare(enrich(job, lookup, lookup, settings, now), hashed=False)
     return {k: prepared.columns[k] for k in FOOTPRINT_COLUMNS}, prepared.co2e
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
 
 import click
 import orjson
@@ -20,6 +22,12 @@ CHUNK = 20_000
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True, exists=True))
 @DB_OPTION
 @click.option("--copy", "use_copy", is_flag=True, help="Bulk path (PostgreSQL COPY).")
+@click.option(
+    "--defer-indexes",
+    is_flag=True,
+    help="With --copy: drop fact_job's secondary indexes for the load and build them after it "
+    "(a first load or a backfill nobody queries meanwhile; see docs/warehouse.md).",
+)
 @click.option("--cluster", help="Cluster for records without one (default: settings).")
 @click.option("--rejects", type=click.File("wb"), help="Write one JSON line per rejected input.")
 @click.pass_context
@@ -28,6 +36,7 @@ def load(
     file: str,
     db_url: str | None,
     use_copy: bool,
+    defer_indexes: bool,
     cluster: str | None,
     rejects: click.utils.LazyFile | None,
 ) -> None:
@@ -38,7 +47,7 @@ def load(
     """
     from warehouse import migrate
     from warehouse.engine import make_engine
-    from warehouse.sink import SinkResult, copy_facts, write_facts
+    from warehouse.sink import SinkResult, copy_facts, deferred_indexes, write_facts
 
     settings = settings_from(ctx)
     default_cluster = cluster or settings.default_cluster
@@ -48,9 +57,11 @@ def load(
             raise click.UsageError(
                 "the warehouse schema is not at head: run `jobcarbon db upgrade` first"
             )
+        if defer_indexes and not use_copy:
+            raise click.UsageError("--defer-indexes goes with --copy")
         total = SinkResult()
         bad_lines = 0
-        with open_input(file) as stream:
+        with open_input(file) as stream, _deferred(engine, defer_indexes, deferred_indexes):
             for facts, errors in _chunks(read_lines(stream)):
                 bad_lines += len(errors)
                 for line_no, error in errors:
@@ -70,6 +81,10 @@ def load(
     finally:
         engine.dispose()
     click.echo(f"loaded: {total.summary()}; unreadable lines {bad_lines}", err=True)
+
+
+def _deferred(engine: Any, defer: bool, deferred: Any) -> AbstractContextManager[None]:
+    return deferred(engine) if defer else nullcontext()
 
 
 def _chunks(lines: Iterator[bytes]) -> Iterator[tuple[list[JobFact], list[tuple[int, str]]]]:

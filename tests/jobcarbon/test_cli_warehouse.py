@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 
 from jobcarbon.cli import cli
@@ -72,3 +73,27 @@ def test_db_load_jobs_usage(tmp_path: Path) -> None:
 
     down = run("db", "downgrade", "--db", db, "base", cwd=tmp_path)
     assert down.returncode == 0 and "revision base" in down.stdout
+
+
+@pytest.mark.postgres
+def test_load_copy_with_deferred_indexes(tmp_path: Path, pg_database: str) -> None:
+    raw = run("synth", "--jobs", "200", "--seed", "5", "--slurm-version", "mix", cwd=tmp_path)
+    (tmp_path / "raw.jsonl").write_text(raw.stdout)
+    norm = run("normalize", "raw.jsonl", cwd=tmp_path)
+    (tmp_path / "norm.jsonl").write_text(norm.stdout)
+    assert run("db", "upgrade", "--db", pg_database, cwd=tmp_path).returncode == 0
+    alone = run("load", "--db", pg_database, "--defer-indexes", "norm.jsonl", cwd=tmp_path)
+    assert alone.returncode == 2 and "--defer-indexes goes with --copy" in alone.stderr
+    args = ("load", "--db", pg_database, "--copy", "--defer-indexes", "norm.jsonl")
+    first = run(*args, cwd=tmp_path)
+    assert first.returncode == 0 and "inserted 200," in first.stderr, first.stderr
+    assert "unchanged 200," in run(*args, cwd=tmp_path).stderr
+    from sqlalchemy import create_engine
+
+    from warehouse.indexes import SECONDARY_INDEXES
+
+    engine = create_engine(pg_database)
+    with engine.connect() as conn:
+        names = {n for (n,) in conn.exec_driver_sql("SELECT indexname FROM pg_indexes")}
+    engine.dispose()
+    assert {ix.name for ix in SECONDARY_INDEXES} <= names

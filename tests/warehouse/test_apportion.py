@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, date, datetime
 
+import numpy as np
 import pytest
 
-from warehouse.apportion import anchor_epoch, split_days, split_months
+from warehouse.apportion import (
+    DAY,
+    MONTH,
+    anchor_epoch,
+    period_day,
+    split,
+    split_days,
+    split_months,
+)
 from warehouse.models import MEASURES
-from warehouse.sink.delta import RollupInput, add_contribution, empty_delta
+from warehouse.sink.delta import (
+    RollupInput,
+    add_contribution,
+    as_delta,
+    contributions,
+    empty_delta,
+    inputs_of,
+    nonzero,
+)
 
 
 def _e(year: int, month: int, day: int, hour: int = 0) -> int:
@@ -100,3 +118,82 @@ def test_contribution_removed_by_negative_sign() -> None:
     row = dict(zip(MEASURES, delta["rollup_user_day"][(1, date(2024, 3, 2))], strict=True))
     assert row["jobs_invalid_energy"] == 1 and row["jobs_unreconciled"] == 1
     assert row["gpu_hours"] == pytest.approx(2.0)
+
+
+def _reference_split(start: int, end: int, unit: str) -> list[tuple[int, int, float]]:
+    """The rule restated as a plain loop over calendar periods (first day number,
+    seconds, share), for runs with ``start < end``."""
+    out = []
+    t = start
+    while t < end:
+        day = datetime.fromtimestamp(t, UTC).date()
+        first = day if unit == DAY else day.replace(day=1)
+        if unit == DAY:
+            nxt = first.toordinal() + 1
+        else:
+            nxt = date(first.year + first.month // 12, first.month % 12 + 1, 1).toordinal()
+        boundary = (nxt - date(1970, 1, 1).toordinal()) * 86_400
+        stop = min(boundary, end)
+        out.append(((first - date(1970, 1, 1)).days, stop - t, (stop - t) / (end - start)))
+        t = stop
+    return out
+
+
+def test_vectorized_split_equals_the_loop_on_random_runs() -> None:
+    rng = random.Random(8)
+    runs = []
+    for _ in range(400):
+        start = rng.randrange(_e(1999, 12, 1), _e(2031, 3, 1))
+        length = rng.choice([0, 1, 59, 3600, 86_399, 86_400, 86_401, 40 * 86_400, 400 * 86_400])
+        runs.append((start, start + length + rng.randrange(0, 2)))
+    start = np.array([s for s, _ in runs], dtype=np.int64)
+    end = np.array([e for _, e in runs], dtype=np.int64)
+    ran = end > start
+    for unit in (DAY, MONTH):
+        pieces = split(start, end, ran, end, unit)
+        days = period_day(pieces.period, unit)
+        got: dict[int, list[tuple[int, int, float]]] = {}
+        for job, d, s, f in zip(pieces.job, days, pieces.seconds, pieces.share, strict=True):
+            got.setdefault(int(job), []).append((int(d), int(s), float(f)))
+        for i, (s, e) in enumerate(runs):
+            if e > s:
+                assert got[i] == _reference_split(s, e, unit)
+            else:  # no run: one piece in the anchor's (the end's) period
+                anchor_day = (e // 86_400) if unit == DAY else None
+                [(d, secs, share)] = got[i]
+                assert (secs, share) == (0, 1.0)
+                if anchor_day is not None:
+                    assert d == anchor_day
+
+
+def test_batch_contributions_equal_the_sum_of_single_jobs() -> None:
+    """``contributions`` over many signed jobs at once equals adding them one at a time
+    (relative 1e-12), and a job added and removed leaves nothing behind."""
+    rng = random.Random(9)
+    jobs, signs = [], []
+    for i in range(300):
+        start = rng.randrange(_e(2024, 1, 1), _e(2024, 12, 1))
+        end = start + rng.choice([0, 600, 20 * 3600, 3 * 86_400, 45 * 86_400])
+        ran = rng.random() < 0.9
+        jobs.append(
+            RollupInput(
+                1 + i % 7, 1 + i % 3, start - 100, start if ran else None,
+                end if rng.random() < 0.95 else None, rng.choice([None, 1, 64]),
+                rng.choice([None, 0, 4]), rng.choice([None, rng.randrange(10**9)]),
+                rng.choice([None, rng.random() * 1e9]), rng.choice([None, rng.random() * 1e3]),
+                rng.choice([None, rng.random()]), rng.choice(["measured", "invalid", "missing"]),
+                rng.choice(["match", "not_checked", "unreconciled"]),
+            )
+        )  # fmt: skip
+        signs.append(rng.choice([1.0, -1.0]))
+    at_once = as_delta(contributions(inputs_of(jobs, signs)))
+    one_by_one = empty_delta()
+    for job, sign in zip(jobs, signs, strict=True):
+        add_contribution(one_by_one, job, sign)
+    one_by_one = nonzero(one_by_one)
+    for table in one_by_one:
+        assert at_once[table].keys() == one_by_one[table].keys()
+        for key, values in one_by_one[table].items():
+            assert at_once[table][key] == pytest.approx(values, rel=1e-12, abs=1e-9)
+    both = contributions(inputs_of(jobs + jobs, [1.0] * len(jobs) + [-1.0] * len(jobs)))
+    assert all(float(np.abs(rows.values).max(initial=0.0)) < 1e-6 for rows in both.values())

@@ -311,3 +311,50 @@ def test_schema_recreated_under_the_same_engine_still_lands(engine: Engine) -> N
     result = write_facts(engine, [fact_from_record(r) for r in records[10:]])
     assert result.inserted == 10 and not result.rejected
     assert_rollups_equal_fact_sums(engine)
+
+
+def test_facts_stored_under_another_hash_are_rewritten_once_and_rollups_do_not_move(
+    engine: Engine, workload: list[JobFact]
+) -> None:
+    """A warehouse loaded before the content hash changed (blake2b of a JSON payload then,
+    xxh3 of the binary row now): a replay rewrites each fact once, moves no roll-up (not
+    even by rounding) and the next replay finds everything unchanged."""
+    facts = workload[:1500]
+    assert write_facts(engine, facts).inserted == len({f.record.key for f in facts})
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE fact_job SET content_hash = 'old:' || content_hash"))
+    before_facts, before_rollups = fact_snapshot(engine), _rollups(engine)
+    replay = write_facts(engine, facts)
+    assert replay.updated == len(before_facts) and replay.inserted == 0 and not replay.rejected
+    assert _rollups(engine) == before_rollups
+    after = fact_snapshot(engine)
+    assert {k: {**v, "content_hash": None} for k, v in after.items()} == {
+        k: {**v, "content_hash": None} for k, v in before_facts.items()
+    }
+    again = write_facts(engine, facts)
+    assert again.unchanged == len(before_facts) and again.updated == 0
+
+
+def test_sqlite_stores_timestamps_as_the_column_type_writes_them(tmp_path: Path) -> None:
+    """The SQLite path formats timestamp columns in bulk: the stored text is exactly what
+    ``UTCDateTime`` (SQLAlchemy) writes, microseconds and all."""
+    from warehouse.types import UTCDateTime
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    migrate.upgrade(engine)
+    records = synthdata.records(30, seed=31)
+    micro = records[0].end_time.replace(microsecond=123_456)  # type: ignore[union-attr]
+    records[0] = records[0].replace(end_time=micro, eligible_time=None)
+    now = datetime(2031, 5, 6, 7, 8, 9, 5, tzinfo=UTC)
+    assert write_facts(engine, [fact_from_record(r) for r in records], now=now).inserted == 30
+    process = UTCDateTime().dialect_impl(engine.dialect).bind_processor(engine.dialect)
+    with engine.connect() as conn:
+        stored = conn.exec_driver_sql(
+            "SELECT job_id, submit_at, eligible_at, start_at, end_at, inserted_at FROM fact_job"
+        ).all()
+    by_job = {r.job_id: r for r in records}
+    for job_id, *texts in stored:
+        r = by_job[job_id]
+        want = [r.submit_time, r.eligible_time, r.start_time, r.end_time, now]
+        assert texts == [None if w is None else process(w) for w in want]  # type: ignore[misc]
+    engine.dispose()

@@ -1,12 +1,14 @@
 """The warehouse sink: facts land under their natural key, roll-ups move by the difference.
 
-Pure parts: ``prepare`` (JobFact -> validated row), ``delta`` (what a batch changes).
+Pure parts: ``batch`` (JobFacts -> validated columns; ``prepare`` the per-fact reference),
+``delta`` (what a batch changes in the roll-ups).
 Shells: ``writer.write_facts`` (batched upsert, any database), ``copy.copy_facts``
 (PostgreSQL COPY for backfills).
 """
 
+from warehouse.indexes import deferred_indexes
 from warehouse.sink.copy import copy_facts
 from warehouse.sink.result import Rejected, SinkResult
 from warehouse.sink.writer import write_facts
 
-__all__ = ["Rejected", "SinkResult", "copy_facts", "write_facts"]
+__all__ = ["Rejected", "SinkResult", "copy_facts", "deferred_indexes", "write_facts"]

@@ -1,44 +1,33 @@
-"""Shell: the bulk path for PostgreSQL backfills, over ``COPY``, with exact roll-ups.
+"""Shell: the bulk path for PostgreSQL backfills, over binary ``COPY``, with exact roll-ups.
 
-Per chunk, in one transaction: one query finds which keys are stored; new facts are COPYed
-straight into ``fact_job`` (and their CO2e rows into ``fact_job_co2e``) and add their whole
-contribution to the roll-ups; facts whose key was already stored go through the ordinary
-upsert (``writer.apply_batch``) so they move the roll-ups by the difference. If the
-database refuses anything in a chunk, the chunk is redone through ``write_prepared``, which
-isolates the bad facts. On SQLite ``copy_facts`` is ``write_facts``.
+Per chunk, in one transaction, ``writer.apply_batch``: one query finds which keys are
+stored (locking those rows); new facts are COPYed straight into ``fact_job`` (and their
+CO2e rows into ``fact_job_co2e``) and add their whole contribution to the roll-ups; facts
+whose key was already stored move the roll-ups by the difference. If the database refuses
+anything in a chunk, the chunk is redone through ``write_batch``, which isolates the bad
+facts. On SQLite ``copy_facts`` is ``write_facts``.
 
 Client and server work overlap: while one thread waits for the database to take chunk k,
-the caller's thread validates chunk k+1 (``prepare`` is most of the client's time, the
-index updates most of the server's). Facts of a job that appears more than once are
-prepared and deduplicated up front, so the outcome is the same as preparing everything
-first.
+the caller's thread validates chunk k+1 (``batch.build``). Facts of a job that appears more
+than once are validated and deduplicated up front, so the outcome is the same as
+validating everything first.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 
-import psycopg
-from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import InterfaceError, OperationalError, StatementError
+from sqlalchemy import Engine
 
 from schemas.fact import JobFact
-from warehouse.sink.delta import (
-    add_contribution,
-    empty_delta,
-    latest_per_key,
-    nonzero,
-    rollup_input,
-)
-from warehouse.sink.dims import DimCache, resolve
+from warehouse.sink.batch import build_all, latest_per_key
 from warehouse.sink.nogc import paused_gc
-from warehouse.sink.pgcopy import copy_co2e, copy_new_facts, stored_keys
-from warehouse.sink.prepare import LANDABLE_EVENTS, NaturalKey, PreparedFact, prepare_all, raw_key
+from warehouse.sink.prepare import LANDABLE_EVENTS
 from warehouse.sink.result import Rejected, SinkResult
-from warehouse.sink.rollups import apply_rollups
-from warehouse.sink.writer import apply_batch, dim_cache, write_facts, write_prepared
+from warehouse.sink.writer import write_batch, write_facts
 
 
 def copy_facts(
@@ -68,19 +57,16 @@ def _copy_all(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="copy-facts") as pool:
         pending: Future[SinkResult] | None = None
         for i in range(0, len(work), chunk_size):
-            ready: list[PreparedFact] = []
-            for position, item in work[i : i + chunk_size]:
-                if isinstance(item, PreparedFact):
-                    ready.append(item)
-                    continue
-                prepared, refused, _ = prepare_all([item], default_cluster)
-                ready.extend(prepared)
-                rejected.extend((position, Rejected(j, r)) for j, r in refused)
+            positions = work[i : i + chunk_size]
+            built = build_all([facts[p] for p in positions], default_cluster)
+            rejected.extend((positions[p], Rejected(j, r)) for p, j, r in built.rejected)
+            batch = latest_per_key(built.batch)  # (cluster, job, submit second) once
+            result.duplicates += len(built.batch) - len(batch)
             if pending is not None:
                 result += pending.result()
                 pending = None
-            if ready:
-                pending = pool.submit(_copy_chunk, engine, ready, stamp)
+            if len(batch):
+                pending = pool.submit(write_batch, engine, batch, stamp)
         if pending is not None:
             result += pending.result()
     result.rejected.extend(r for _, r in sorted(rejected, key=lambda pr: pr[0]))  # input order
@@ -88,79 +74,45 @@ def _copy_all(
 
 
 def _settle_duplicates(
-    facts: list[JobFact], default_cluster: str | None
-) -> tuple[list[tuple[int, JobFact | PreparedFact]], SinkResult, list[tuple[int, Rejected]]]:
-    """The work in first-seen key order: ``(input position, fact)``, a raw fact where its
-    job appears once (prepared later, chunk by chunk), the prepared winner where it appears
-    more than once (``latest_per_key`` over the valid ones, as ``write_facts`` does); the
-    counts settled so far (ignored, duplicates); the repeated facts rejected, by position."""
+    facts: Sequence[JobFact], default_cluster: str | None
+) -> tuple[list[int], SinkResult, list[tuple[int, Rejected]]]:
+    """The work in first-seen key order as input positions: every fact whose job appears
+    once; for a job that appears more than once, its winner (``latest_per_key`` over the
+    valid ones, as ``write_facts`` does) at the place of its first appearance. Also the
+    counts settled so far (ignored, duplicates) and the repeated facts refused.
+
+    Jobs are told apart here by ``(cluster, job_id, submit_time)``; two submit times in the
+    same second are one natural key, which ``_copy_all`` settles within a chunk (and the
+    stored key across chunks)."""
     result = SinkResult()
-    rejected: list[tuple[int, Rejected]] = []
-    keys: list[NaturalKey | None] = []
-    seen: dict[NaturalKey, int] = {}
-    for fact in facts:
-        if fact.record.event not in LANDABLE_EVENTS:
-            keys.append(None)
-            result.ignored += 1
+    recs = [f.record for f in facts]
+    landable = [r.event in LANDABLE_EVENTS for r in recs]
+    keys = list(
+        zip(
+            [r.cluster or default_cluster for r in recs],
+            [r.job_id for r in recs],
+            [r.submit_time for r in recs],
+            strict=True,
+        )
+    )
+    result.ignored = len(facts) - sum(landable)
+    seen = Counter(k for k, ok in zip(keys, landable, strict=True) if ok)
+    if len(seen) == len(facts) - result.ignored:  # no job twice: everything as it comes
+        return [p for p, ok in enumerate(landable) if ok], result, []
+    repeated = [
+        p for p, (k, ok) in enumerate(zip(keys, landable, strict=True)) if ok and seen[k] > 1
+    ]
+    built = build_all([facts[p] for p in repeated], default_cluster)
+    rejected = [(repeated[p], Rejected(j, r)) for p, j, r in built.rejected]
+    best = latest_per_key(built.batch)
+    result.duplicates = len(built.batch) - len(best)
+    winners = {keys[repeated[p]]: repeated[p] for p in best.position.tolist()}
+    work: list[int] = []
+    for position, (ok, key) in enumerate(zip(landable, keys, strict=True)):
+        if not ok:
             continue
-        key = raw_key(fact, default_cluster)
-        keys.append(key)
-        if key is not None:
-            seen[key] = seen.get(key, 0) + 1
-    prepared: list[PreparedFact] = []
-    for position, (fact, key) in enumerate(zip(facts, keys, strict=True)):
-        if key is not None and seen[key] > 1:
-            ready, refused, _ = prepare_all([fact], default_cluster)
-            prepared.extend(ready)
-            rejected.extend((position, Rejected(j, r)) for j, r in refused)
-    winners = {f.key: f for f in latest_per_key(prepared)}
-    result.duplicates = len(prepared) - len(winners)
-    work: list[tuple[int, JobFact | PreparedFact]] = []
-    for position, (fact, key) in enumerate(zip(facts, keys, strict=True)):
-        if key is None:
-            if fact.record.event in LANDABLE_EVENTS:  # incomplete key: prepare rejects it
-                work.append((position, fact))
-        elif seen[key] == 1:
-            work.append((position, fact))
+        if seen[key] == 1:
+            work.append(position)
         elif key in winners:
-            work.append((position, winners.pop(key)))
+            work.append(winners.pop(key))
     return work, result, rejected
-
-
-def _copy_chunk(engine: Engine, facts: Sequence[PreparedFact], now: datetime) -> SinkResult:
-    cache = dim_cache(engine)
-    try:
-        with engine.begin() as conn:
-            result, learnt = _copy_in(conn, facts, cache, now)
-    except (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError):
-        raise
-    except (StatementError, psycopg.Error):
-        # Something in the chunk was refused: redo it fact by fact where needed.
-        return write_prepared(engine, facts, now)
-    cache.update(learnt)
-    return result
-
-
-def _copy_in(
-    conn: Connection, facts: Sequence[PreparedFact], cache: DimCache, now: datetime
-) -> tuple[SinkResult, DimCache]:
-    ids, learnt = resolve(conn, facts, cache)
-    db_keys = [(ids[f.key].cluster_id, f.key[1], f.key[2]) for f in facts]
-    known = stored_keys(conn, db_keys)
-    fresh: list[PreparedFact] = []
-    existing: list[PreparedFact] = []
-    for fact, db_key in zip(facts, db_keys, strict=True):
-        (existing if db_key in known else fresh).append(fact)
-    new = list(zip(copy_new_facts(conn, fresh, ids, now), fresh, strict=True))
-    delta = empty_delta()
-    for _fact_id, fact in new:
-        d = ids[fact.key]
-        add_contribution(delta, rollup_input(fact.columns, d.user_id, d.account_id))
-    copy_co2e(conn, new)
-    apply_rollups(conn, nonzero(delta))
-    result = SinkResult(inserted=len(new))
-    if existing:
-        more, learnt_more = apply_batch(conn, existing, cache, now)
-        result += more
-        learnt.update(learnt_more)
-    return result, learnt

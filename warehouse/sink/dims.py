@@ -4,26 +4,31 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
-import msgspec
+import numpy as np
+import numpy.typing as npt
 from sqlalchemy import Connection, Table, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
 from warehouse.models import DimAccount, DimCluster, DimPartition, DimQos, DimUser, table_of
-from warehouse.sink.prepare import NaturalKey, PreparedFact
+from warehouse.sink.batch import FactBatch
 
 _CHUNK = 500
 
 
-class DimIds(msgspec.Struct, frozen=True):  # a struct: built per fact, cheap to build
-    """Surrogate ids of one fact's dimensions."""
+class DimIds(NamedTuple):
+    """Surrogate ids of a batch's dimensions, one element per fact."""
 
-    cluster_id: int
-    user_id: int
-    account_id: int
-    partition_id: int
-    qos_id: int
+    cluster_id: npt.NDArray[np.int64]
+    user_id: npt.NDArray[np.int64]
+    account_id: npt.NDArray[np.int64]
+    partition_id: npt.NDArray[np.int64]
+    qos_id: npt.NDArray[np.int64]
+
+    def take(self, rows: npt.NDArray[np.int64]) -> DimIds:
+        """The ids of these rows."""
+        return DimIds(*(ids[rows] for ids in self))
 
 
 @dataclass
@@ -73,53 +78,67 @@ def _ensure_names(
     return found
 
 
-def resolve(
-    conn: Connection, facts: Sequence[PreparedFact], cache: DimCache
-) -> tuple[dict[NaturalKey, DimIds], DimCache]:
+def _ids(names: list[Any], known: dict[Any, int]) -> npt.NDArray[np.int64]:
+    return np.fromiter(map(known.__getitem__, names), dtype=np.int64, count=len(names))
+
+
+class _Known(dict[Any, int]):
+    """Ids learnt in this batch, falling back to the cache (no copy of the whole cache)."""
+
+    def __init__(self, new: dict[Any, int], cached: dict[Any, int]) -> None:
+        super().__init__(new)
+        self.cached = cached
+
+    def __missing__(self, key: Any) -> int:
+        return self.cached[key]
+
+
+def _known(new: dict[Any, int], cached: dict[Any, int]) -> dict[Any, int]:
+    return _Known(new, cached) if new else cached
+
+
+def resolve(conn: Connection, batch: FactBatch, cache: DimCache) -> tuple[DimIds, DimCache]:
     """Ids for every fact's dimensions, and the ids this call learnt (to cache on commit)."""
+    v = batch.values
     learnt = DimCache()
     clusters = _ensure_names(
-        conn, table_of(DimCluster), {f.dims.cluster: {} for f in facts}, cache.clusters
+        conn, table_of(DimCluster), {n: {} for n in set(v["cluster"])}, cache.clusters
     )
     learnt.clusters.update(clusters)
+    uids = dict(zip(v["user"], v["uid"], strict=True))  # last uid seen in the batch
     users = _ensure_names(
-        conn, table_of(DimUser), {f.dims.user: {"uid": f.dims.uid} for f in facts}, cache.users
+        conn, table_of(DimUser), {u: {"uid": uid} for u, uid in uids.items()}, cache.users
     )
     learnt.users.update(users)
-    qos = _ensure_names(conn, table_of(DimQos), {f.dims.qos: {} for f in facts}, cache.qos)
+    qos = _ensure_names(conn, table_of(DimQos), {n: {} for n in set(v["qos"])}, cache.qos)
     learnt.qos.update(qos)
-    accounts = _ensure_accounts(conn, facts, cache, learnt)
-    cluster_ids = {**cache.clusters, **clusters}
-    partitions = _ensure_partitions(
-        conn, {(cluster_ids[f.dims.cluster], f.dims.partition) for f in facts}, cache
-    )
+    accounts = _ensure_accounts(conn, v, cache, learnt)
+    cluster_ids = _known(clusters, cache.clusters)
+    cluster_col = _ids(v["cluster"], cluster_ids)
+    pairs = list(zip(cluster_col.tolist(), v["partition"], strict=True))
+    partitions = _ensure_partitions(conn, set(pairs), cache)
     learnt.partitions.update(partitions)
-    all_users = {**cache.users, **users}
-    all_qos = {**cache.qos, **qos}
-    all_partitions = {**cache.partitions, **partitions}
-    ids: dict[NaturalKey, DimIds] = {}
-    for f in facts:
-        cluster_id = cluster_ids[f.dims.cluster]
-        ids[f.key] = DimIds(
-            cluster_id=cluster_id,
-            user_id=all_users[f.dims.user],
-            account_id=accounts[f.dims.account],
-            partition_id=all_partitions[(cluster_id, f.dims.partition)],
-            qos_id=all_qos[f.dims.qos],
-        )
+    ids = DimIds(
+        cluster_id=cluster_col,
+        user_id=_ids(v["user"], _known(users, cache.users)),
+        account_id=_ids(v["account"], accounts),
+        partition_id=_ids(pairs, _known(partitions, cache.partitions)),
+        qos_id=_ids(v["qos"], _known(qos, cache.qos)),
+    )
     return ids, learnt
 
 
 def _ensure_accounts(
-    conn: Connection, facts: Sequence[PreparedFact], cache: DimCache, learnt: DimCache
+    conn: Connection, v: dict[str, list[Any]], cache: DimCache, learnt: DimCache
 ) -> dict[str, int]:
     """Account ids; a new lineage (the account moved in the tree) updates the member."""
     table = table_of(DimAccount)
     rows: dict[str, dict[str, Any]] = {}
-    for f in facts:  # last lineage seen in the batch wins
-        d = f.dims
-        if d.account_lineage is not None or d.account not in rows:
-            rows[d.account] = {"parent_name": d.account_parent, "lineage": d.account_lineage}
+    for account, parent, lineage in zip(
+        v["account"], v["account_parent"], v["account_lineage"], strict=True
+    ):  # the last lineage seen in the batch wins
+        if lineage is not None or account not in rows:
+            rows[account] = {"parent_name": parent, "lineage": lineage}
     out: dict[str, int] = {}
     todo = []
     for name, extra in sorted(rows.items()):

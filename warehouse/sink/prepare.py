@@ -6,9 +6,7 @@ ids. Every error names the job (``cluster:job_id:submit_epoch``) and the field.
 
 from __future__ import annotations
 
-import hashlib
 import sys
-from collections.abc import Iterable
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, Final
@@ -124,16 +122,17 @@ def _fail(label: str, name: str, value: Any, why: str) -> FactError:
 
 _I64: Final = (-INT64_MAX - 1, INT64_MAX)
 _N64: Final = (0, INT64_MAX)
+_N32: Final = (0, 2**31 - 1)  # INTEGER columns
 _MAXF: Final = sys.float_info.max
-#: Integer columns and their ranges (BIGINT, or NUMERIC(20) for job_db_inx).
+#: Integer columns and their ranges (BIGINT, INTEGER, or NUMERIC(20) for job_db_inx).
 INT_RULES: Final[dict[str, tuple[int, int]]] = {
-    "job_id": _N64, "submit_epoch": _I64, "record_version": _N64, "array_job_id": _I64,
+    "job_id": _N64, "submit_epoch": _I64, "record_version": _N32, "array_job_id": _I64,
     "array_task_id": _I64, "het_job_id": _I64, "het_job_offset": _I64,
     "job_db_inx": (0, UINT64_MAX), "uid": _I64, "gid": _I64, "start_epoch": _I64,
     "end_epoch": _I64, "elapsed_s": _N64, "time_limit_s": _I64, "node_count": _N64,
     "cpus": _N64, "gpus": _N64, "billing": _I64, "energy_it_j": _N64,
     "jobcomp_energy_j": _N64, "db_energy_j": _I64, "db_job_db_inx": (0, UINT64_MAX),
-    "reconcile_attempts": _N64,
+    "reconcile_attempts": _N32,
 }  # fmt: skip
 #: Float columns and their ranges (finite: NaN and infinities fail the range test).
 REAL_RULES: Final[dict[str, tuple[float, float]]] = {
@@ -196,12 +195,15 @@ def _dims_tuple(d: Dims) -> tuple[Any, ...]:
             d.partition, d.qos)  # fmt: skip
 
 
-def prepare(fact: JobFact, default_cluster: str | None = None) -> PreparedFact:
+def prepare(
+    fact: JobFact, default_cluster: str | None = None, *, hashed: bool = True
+) -> PreparedFact:
     """Validate ``fact`` and build its warehouse row. Raises FactError naming the job.
 
     Checks: the natural key is complete, the event is a finished job, the run window is
     ordered, integers fit their columns, floats are finite and in range, text has no NUL
-    and is valid Unicode (screened through the content-hash encoding, explained per field).
+    and is valid Unicode (screened through a JSON encoding, explained per field).
+    ``hashed=False`` leaves ``content_hash`` empty (for callers that only need the row).
     """
     rec = fact.record
     cluster = rec.cluster or default_cluster
@@ -279,7 +281,7 @@ def prepare(fact: JobFact, default_cluster: str | None = None) -> PreparedFact:
     _check_ranges(label, columns, co2e)
     encoded: bytes | None
     try:
-        encoded = _HASH_ENCODER.encode(
+        encoded = _TEXT_SCREEN.encode(
             (list(columns.values()), _dims_tuple(dims), [list(r.values()) for r in co2e])
         )
     except (UnicodeEncodeError, TypeError, ValueError):
@@ -293,7 +295,7 @@ def prepare(fact: JobFact, default_cluster: str | None = None) -> PreparedFact:
         dims=dims,
         columns=columns,
         co2e=co2e,
-        content_hash=hashlib.blake2b(encoded, digest_size=16).hexdigest(),
+        content_hash=content_hash_of(columns, dims, co2e) if hashed else "",
         precedence=precedence(fact.reconciliation.status, fact.footprint is not None, rec.event),
     )
 
@@ -301,7 +303,7 @@ def prepare(fact: JobFact, default_cluster: str | None = None) -> PreparedFact:
 def _footprint_columns(fact: JobFact) -> dict[str, Any]:
     fp = fact.footprint
     if fp is None:
-        return dict.fromkeys(_FOOTPRINT_COLUMNS)
+        return dict.fromkeys(FOOTPRINT_FIELDS)
     acct = fact.accounting_estimate
     return {
         "site": fp.site,
@@ -321,7 +323,8 @@ def _footprint_columns(fact: JobFact) -> dict[str, Any]:
     }
 
 
-_FOOTPRINT_COLUMNS: Final = (
+#: ``fact_job`` columns the footprint fills, in order.
+FOOTPRINT_FIELDS: Final = (
     "site", "pue_factor", "pue_source", "pue_coverage", "energy_facility_j", "co2e_g",
     "co2e_provider", "co2e_zone", "co2e_factor_g_per_kwh_it", "co2e_coverage", "cost",
     "currency", "tariff", "footprint_computed_at",
@@ -366,7 +369,44 @@ def _co2e_rows(fact: JobFact, label: str) -> tuple[dict[str, Any], ...]:
     return tuple(rows.values())
 
 
-_HASH_ENCODER: Final = msgspec.json.Encoder()
+#: Screens a fact's text: encoding fails on a lone surrogate, and shows a NUL as ``\u0000``.
+_TEXT_SCREEN: Final = msgspec.json.Encoder()
+
+
+def content_hash_of(columns: dict[str, Any], dims: Dims, co2e: tuple[dict[str, Any], ...]) -> str:
+    """The stored ``content_hash`` of one prepared fact (``warehouse.sink.hashing``)."""
+    from warehouse.sink.hashing import content_hash_of as hash_of  # hashing reads the rules here
+
+    return hash_of(columns, dims, co2e)
+
+
+#: ``fact_job`` columns of a prepared fact, in order (``PreparedFact.columns``).
+FACT_COLUMNS: Final = (
+    "job_id", "submit_epoch", "event", "record_version", "array_job_id", "array_task_id",
+    "het_job_id", "het_job_offset", "sluid", "job_db_inx", "job_name", "uid", "group_name",
+    "gid", "state", "exit_code", "derived_exit_code", "submit_at", "eligible_at", "start_at",
+    "end_at", "start_epoch", "end_epoch", "elapsed_s", "time_limit_s", "node_count", "nodes",
+    "cpus", "gpus", "mem_mb", "billing", "shared_node", "energy_it_j", "energy_origin",
+    "jobcomp_energy_j", "jobcomp_energy_status", "jobcomp_energy_source", "energy_reported",
+    "energy_complete", "slurm_layout", "patched", *FOOTPRINT_FIELDS, "db_energy_j",
+    "reconcile_status", "db_job_db_inx", "db_account", "db_partition", "db_state",
+    "reconcile_differences", "reconciled_at", "reconcile_attempts",
+)  # fmt: skip
+#: ``fact_job_co2e`` columns of an estimate (without ``fact_id``), in order.
+CO2E_FIELDS: Final = (
+    "provider", "zone", "signal", "basis", "factor_g_per_kwh_it", "intensity_g_per_kwh",
+    "coverage", "fallback", "estimated_share", "co2e_g",
+)  # fmt: skip
+BOOL_COLUMNS: Final = ("shared_node", "energy_complete", "patched")
+TIME_COLUMNS: Final = (
+    "submit_at", "eligible_at", "start_at", "end_at", "footprint_computed_at", "reconciled_at",
+)  # fmt: skip
+#: Text columns: everything that is not a number, a flag or a timestamp.
+TEXT_COLUMNS: Final = tuple(
+    c for c in FACT_COLUMNS
+    if c not in INT_RULES and c not in REAL_RULES and c not in BOOL_COLUMNS
+    and c not in TIME_COLUMNS
+)  # fmt: skip
 
 
 def energy_quality(energy_it_j: int | None, jobcomp_status: str) -> str:
@@ -385,27 +425,3 @@ def raw_key(fact: JobFact, default_cluster: str | None = None) -> NaturalKey | N
     if not cluster or epoch is None:
         return None
     return (cluster, rec.job_id, epoch)
-
-
-def prepare_all(
-    facts: Iterable[JobFact], default_cluster: str | None = None
-) -> tuple[list[PreparedFact], list[tuple[str, str]], int]:
-    """Prepare every fact: ``(prepared, [(job, reason)] rejected, number ignored)``.
-
-    Facts of events that are not finished jobs (``start``) are ignored, not rejected.
-    """
-    prepared: list[PreparedFact] = []
-    rejected: list[tuple[str, str]] = []
-    ignored = 0
-    for fact in facts:
-        if not is_landable(fact):
-            ignored += 1
-            continue
-        try:
-            prepared.append(prepare(fact, default_cluster))
-        except (ValueError, TypeError, OverflowError) as exc:  # FactError, or a malformed fact
-            rec = fact.record
-            label = key_label((rec.cluster or default_cluster, rec.job_id, _epoch(rec.submit_time)))
-            reason = str(exc) if isinstance(exc, FactError) else f"job {label}: {exc!r}"
-            rejected.append((label, reason))
-    return prepared, rejected, ignored

@@ -1,12 +1,14 @@
 """Shell: add roll-up deltas to the roll-up tables (INSERT ... ON CONFLICT DO UPDATE x + d;
-on PostgreSQL from a COPYed staging table, ``pgcopy.upsert_rollups``)."""
+on PostgreSQL from unnested arrays, ``pgcopy.upsert_rollups``)."""
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, cast
 
+import numpy as np
 from sqlalchemy import Connection, Table
 
+from warehouse.apportion import day_date
 from warehouse.models import (
     COUNT_MEASURES,
     MEASURES,
@@ -15,7 +17,7 @@ from warehouse.models import (
     RollupUserDay,
     table_of,
 )
-from warehouse.sink.delta import RollupDelta
+from warehouse.sink.delta import RollupArrays, RollupDelta, RollupRows, as_arrays
 from warehouse.sink.dims import insert_for
 from warehouse.sink.pgcopy import upsert_rollups
 
@@ -28,31 +30,38 @@ ROLLUP_KEYS: Final[dict[str, tuple[Table, str, str]]] = {
 _N_COUNTS: Final = len(COUNT_MEASURES)
 
 
-def delta_rows(delta: RollupDelta, table_name: str) -> list[dict[str, Any]]:
-    """The rows of one table's delta, sorted by key (concurrent writers lock in order)."""
-    _table, dim, period = ROLLUP_KEYS[table_name]
-    rows = []
-    for (dim_id, when), values in sorted(delta[table_name].items()):
-        row: dict[str, Any] = {dim: dim_id, period: when}
-        for i, name in enumerate(MEASURES):
-            row[name] = round(values[i]) if i < _N_COUNTS else values[i]
-        rows.append(row)
-    return rows
+def delta_rows(rows: RollupRows, dim: str, period: str) -> list[dict[str, Any]]:
+    """The rows of one table's delta as dicts (counts rounded to integers)."""
+    counts = np.rint(rows.values[:, :_N_COUNTS]).astype(np.int64).tolist()
+    sums = rows.values[:, _N_COUNTS:].tolist()
+    out = []
+    for dim_id, day, c, s in zip(rows.dim.tolist(), rows.day.tolist(), counts, sums, strict=True):
+        row: dict[str, Any] = {dim: dim_id, period: day_date(day)}
+        row.update(zip(MEASURES, (*c, *s), strict=True))
+        out.append(row)
+    return out
 
 
-def apply_rollups(conn: Connection, delta: RollupDelta) -> None:
+def apply_rollups(conn: Connection, delta: RollupArrays | RollupDelta) -> None:
     """Add ``delta`` to the roll-up tables inside the caller's transaction."""
+    arrays = _as_arrays(delta)
     postgres = conn.dialect.name == "postgresql"
     for name, (table, dim, period) in ROLLUP_KEYS.items():
-        rows = delta_rows(delta, name)
-        if not rows:
+        rows = arrays.get(name)
+        if rows is None or not len(rows):
             continue
         if postgres:
-            upsert_rollups(conn, name, dim, period, [tuple(r.values()) for r in rows])
+            upsert_rollups(conn, name, dim, period, rows)
             continue
         stmt = insert_for(conn, table)
         stmt = stmt.on_conflict_do_update(
             index_elements=[dim, period],
             set_={m: table.c[m] + stmt.excluded[m] for m in MEASURES},
         )
-        conn.execute(stmt, rows)
+        conn.execute(stmt, delta_rows(rows, dim, period))
+
+
+def _as_arrays(delta: RollupArrays | RollupDelta) -> RollupArrays:
+    if all(isinstance(v, RollupRows) for v in delta.values()):
+        return cast(RollupArrays, delta)
+    return as_arrays(cast(RollupDelta, delta))

@@ -1,4 +1,4 @@
-"""Shell: land prepared facts in one transaction per batch (facts + roll-up deltas).
+"""Shell: land validated batches in one transaction each (facts + roll-up deltas).
 
 A batch the database refuses is split in halves until the refused fact is alone; it is
 reported with the job named and the rest lands. Connection failures are raised (the caller
@@ -9,40 +9,55 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
+import numpy as np
+import numpy.typing as npt
 import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import (
-    BigInteger,
     Connection,
     Engine,
-    Select,
     bindparam,
     delete,
-    insert,
-    select,
-    tuple_,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import InterfaceError, OperationalError, StatementError
 
 from schemas.fact import JobFact
 from warehouse.models import FactJob, FactJobCo2e, table_of
-from warehouse.sink.delta import ROLLUP_INPUT_COLUMNS, RollupInput, Stored, latest_per_key, plan
+from warehouse.sink.batch import FactBatch, build_all, latest_per_key
+from warehouse.sink.delta import (
+    ROLLUP_INPUT_COLUMNS,
+    RollupInput,
+    RollupInputs,
+    Stored,
+    concat,
+    contributions,
+    inputs_of,
+)
 from warehouse.sink.dims import DimCache, DimIds, resolve
 from warehouse.sink.nogc import paused_gc
-from warehouse.sink.pgcopy import copy_co2e, copy_new_facts, stored_rows
-from warehouse.sink.prepare import NaturalKey, PreparedFact, precedence, prepare_all
+from warehouse.sink.pgcopy import DbKeys, copy_co2e, copy_new_facts, db_keys, stored_rows
+from warehouse.sink.prepare import (
+    CO2E_FIELDS,
+    FACT_COLUMNS,
+    TIME_COLUMNS,
+    UNRECONCILED,
+    precedence,
+)
 from warehouse.sink.result import Rejected, SinkResult
 from warehouse.sink.rollups import apply_rollups
+from warehouse.sink.sqlite import datetime_texts, insert_columns, rows_by_key
 
 FACT = table_of(FactJob)
 CO2E = table_of(FactJobCo2e)
 _CHUNK = 500
-_BIGINTS = ARRAY(BigInteger)
 _CACHES: weakref.WeakKeyDictionary[Engine, DimCache] = weakref.WeakKeyDictionary()
+_UNRECONCILED_ARRAY: Final = pa.array(sorted(UNRECONCILED))
 
 
 def dim_cache(engine: Engine) -> DimCache:
@@ -58,44 +73,50 @@ def write_facts(
     facts: Iterable[JobFact],
     *,
     default_cluster: str | None = None,
-    batch_size: int = 500,
+    batch_size: int = 2000,
     now: datetime | None = None,
 ) -> SinkResult:
-    """Upsert ``facts`` under their natural key, roll-ups moved by the difference.
+    """Upsert ``facts`` under their natural key, roll-ups moved by the difference
+    (``batch_size`` facts per transaction: a stream worker's batch in one).
 
     A replay or duplicate changes nothing; a correction updates the fact and its roll-ups
     in the same transaction; a bad fact is rejected (named in the result) without
     stopping the others. ``now`` stamps ``inserted_at``/``updated_at``.
     """
     with paused_gc():
-        prepared, rejected, ignored = prepare_all(facts, default_cluster)
-        result = SinkResult(ignored=ignored, rejected=[Rejected(j, r) for j, r in rejected])
-        unique = latest_per_key(prepared)
-        result.duplicates = len(prepared) - len(unique)
+        built = build_all(list(facts), default_cluster)
+        result = SinkResult(
+            ignored=built.ignored, rejected=[Rejected(j, r) for _, j, r in built.rejected]
+        )
+        unique = latest_per_key(built.batch)
+        result.duplicates = len(built.batch) - len(unique)
         stamp = now or datetime.now(UTC)
         for i in range(0, len(unique), batch_size):
-            result += write_prepared(engine, unique[i : i + batch_size], stamp)
+            rows = np.arange(i, min(i + batch_size, len(unique)), dtype=np.int64)
+            result += write_batch(engine, unique.take(rows), stamp)
         return result
 
 
-def write_prepared(engine: Engine, facts: Sequence[PreparedFact], now: datetime) -> SinkResult:
+def write_batch(engine: Engine, batch: FactBatch, now: datetime) -> SinkResult:
     """Land one deduplicated batch, isolating facts the database refuses."""
     cache = dim_cache(engine)
     try:
         with engine.begin() as conn:
-            result, learnt = apply_batch(conn, facts, cache, now)
+            result, learnt = apply_batch(conn, batch, cache, now)
     except (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError):
         raise
-    except (StatementError, psycopg.Error) as exc:  # psycopg's own: from the COPY paths
+    except (StatementError, psycopg.Error, pa.ArrowInvalid) as exc:  # COPY paths: psycopg's
+        # own errors, or a value that does not fit its column's type
         # Cached dimension ids may be stale (the schema was re-created under this engine):
         # forget them so the retries resolve again.
         _CACHES.pop(engine, None)
-        if len(facts) == 1:
-            reason = f"job {facts[0].label}: the database refused it: {_brief(exc)}"
-            return SinkResult(rejected=[Rejected(facts[0].label, reason)])
-        mid = len(facts) // 2
-        result = write_prepared(engine, facts[:mid], now)
-        result += write_prepared(engine, facts[mid:], now)
+        if len(batch) == 1:
+            job = batch.label(0)
+            reason = f"job {job}: the database refused it: {_brief(exc)}"
+            return SinkResult(rejected=[Rejected(job, reason)])
+        mid = len(batch) // 2
+        result = write_batch(engine, batch.take(np.arange(mid)), now)
+        result += write_batch(engine, batch.take(np.arange(mid, len(batch))), now)
         return result
     cache.update(learnt)
     return result
@@ -107,25 +128,112 @@ def _brief(exc: Exception) -> str:
     return text[0][:300] if text else type(exc).__name__
 
 
+@dataclass(slots=True)
+class Plan:
+    """What one batch does: rows (of the batch) to insert, to update (with the stored id
+    and roll-up input), unchanged and stale."""
+
+    inserts: list[int] = field(default_factory=list)
+    updates: list[tuple[int, Stored]] = field(default_factory=list)
+    unchanged: int = 0
+    stale: int = 0
+
+
+def plan(batch: FactBatch, keys: DbKeys, stored: dict[tuple[int, int, int], Stored]) -> Plan:
+    """Decide every fact of a deduplicated batch against what is stored: equal to the
+    stored one (same hash) is unchanged; of lower precedence is stale (kept out); anything
+    else replaces the stored row."""
+    out = Plan()
+    if not stored:
+        out.inserts = list(range(len(batch)))
+        return out
+    hashes, ranks = batch.content_hash, batch.precedence.tolist()
+    for i, key in enumerate(zip(*(k.tolist() for k in keys), strict=True)):
+        old = stored.get(key)
+        if old is None:
+            out.inserts.append(i)
+        elif old.content_hash == hashes[i]:
+            out.unchanged += 1
+        elif ranks[i] < old.precedence:
+            out.stale += 1
+        else:
+            out.updates.append((i, old))
+    return out
+
+
 def apply_batch(
-    conn: Connection, facts: Sequence[PreparedFact], cache: DimCache, now: datetime
+    conn: Connection, batch: FactBatch, cache: DimCache, now: datetime
 ) -> tuple[SinkResult, DimCache]:
-    """Inside the caller's transaction: land ``facts`` (one per key) and their deltas."""
-    ids, learnt = resolve(conn, facts, cache)
-    stored = fetch_stored(conn, facts, ids)
-    decided = plan(facts, {k: (v.user_id, v.account_id) for k, v in ids.items()}, stored)
-    inserted = insert_facts(conn, [f for f, _ in decided.inserts], ids, now)
-    replaced = [(fact_id, f) for fact_id, f, _ in decided.updates]
-    replace_facts(conn, replaced, ids, now)
-    insert_co2e(conn, inserted + replaced)
-    apply_rollups(conn, decided.rollups)
+    """Inside the caller's transaction: land ``batch`` (one fact per key) and its deltas."""
+    ids, learnt = resolve(conn, batch, cache)
+    keys = db_keys(batch, ids)
+    decided = plan(batch, keys, fetch_stored(conn, keys))
+    parts: list[RollupInputs] = []
+    if decided.inserts:
+        rows = np.array(decided.inserts, dtype=np.int64)
+        new, new_ids = batch.take(rows), ids.take(rows)
+        insert_facts(conn, new, new_ids, now)
+        parts.append(rollup_inputs(new, new_ids))
+    changed = [(i, old) for i, old in decided.updates]
+    if changed:
+        rows = np.array([i for i, _ in changed], dtype=np.int64)
+        new, new_ids = batch.take(rows), ids.take(rows)
+        stored_ids = np.array([old.id for _, old in changed], dtype=np.int64)
+        replace_facts(conn, new, new_ids, stored_ids, now)
+        moved = _moved(new, new_ids, [old.rollup for _, old in changed])
+        if len(moved):
+            parts.append(rollup_inputs(new.take(moved), new_ids.take(moved)))
+            parts.append(inputs_of([changed[i][1].rollup for i in moved.tolist()], -1.0))
+    if parts:
+        apply_rollups(conn, contributions(concat(parts)))
     result = SinkResult(
         inserted=len(decided.inserts),
         updated=len(decided.updates),
-        unchanged=len(decided.unchanged),
-        stale=len(decided.stale),
+        unchanged=decided.unchanged,
+        stale=decided.stale,
     )
     return result, learnt
+
+
+def _moved(batch: FactBatch, ids: DimIds, old: Sequence[RollupInput]) -> npt.NDArray[np.int64]:
+    """Rows whose roll-up input differs from the stored one (the others move nothing)."""
+    v = batch.values
+    users, accounts = ids.user_id.tolist(), ids.account_id.tolist()
+    new = [
+        RollupInput(users[i], accounts[i], *(v[c][i] for c in ROLLUP_INPUT_COLUMNS[2:]))
+        for i in range(len(batch))
+    ]
+    return np.array(
+        [i for i, (a, b) in enumerate(zip(new, old, strict=True)) if a != b], dtype=np.int64
+    )
+
+
+def _floats(batch: FactBatch, column: str) -> npt.NDArray[np.float64]:
+    """A numeric column as float64, NaN where NULL."""
+    return np.asarray(batch.arrays[column].to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def rollup_inputs(batch: FactBatch, ids: DimIds, sign: float = 1.0) -> RollupInputs:
+    """The roll-up inputs of a batch's facts (``sign`` for each)."""
+    n = len(batch)
+    return RollupInputs(
+        user_id=ids.user_id,
+        account_id=ids.account_id,
+        submit_epoch=np.fromiter(batch.values["submit_epoch"], dtype=np.int64, count=n),
+        start_epoch=np.array(batch.values["start_epoch"], dtype=np.float64).reshape(n),
+        end_epoch=np.array(batch.values["end_epoch"], dtype=np.float64).reshape(n),
+        cpus=_floats(batch, "cpus"),
+        gpus=_floats(batch, "gpus"),
+        energy_it_j=_floats(batch, "energy_it_j"),
+        energy_facility_j=_floats(batch, "energy_facility_j"),
+        co2e_g=_floats(batch, "co2e_g"),
+        cost=_floats(batch, "cost"),
+        energy_invalid=np.asarray(pc.equal(batch.arrays["jobcomp_energy_status"], "invalid")),
+        unreconciled=np.asarray(
+            pc.is_in(batch.arrays["reconcile_status"], value_set=_UNRECONCILED_ARRAY)
+        ),
+        sign=np.full(n, sign),
+    )
 
 
 _STORED_COLUMNS = (
@@ -134,87 +242,83 @@ _STORED_COLUMNS = (
 )  # fmt: skip
 
 
-def fetch_stored(
-    conn: Connection, facts: Sequence[PreparedFact], ids: dict[NaturalKey, DimIds]
-) -> dict[NaturalKey, Stored]:
-    """What is stored for these facts' keys (locked for update on PostgreSQL)."""
-    by_db_key = {(ids[f.key].cluster_id, f.key[1], f.key[2]): f.key for f in facts}
-    db_keys = list(by_db_key)
+def fetch_stored(conn: Connection, keys: DbKeys) -> dict[tuple[int, int, int], Stored]:
+    """What is stored under these keys (locked for update on PostgreSQL), by stored key."""
     rows: list[Any] = []
     if conn.dialect.name == "postgresql":
-        rows = stored_rows(conn, db_keys, _STORED_COLUMNS)
+        rows = stored_rows(conn, keys, _STORED_COLUMNS)
     else:
-        for i in range(0, len(db_keys), _CHUNK):
-            rows.extend(conn.execute(_stored_query(db_keys[i : i + _CHUNK])).mappings())
-    out: dict[NaturalKey, Stored] = {}
-    for row in rows:
-        key = by_db_key[(row["cluster_id"], row["job_id"], row["submit_epoch"])]
-        out[key] = Stored(
+        wanted = list(zip(*(k.tolist() for k in keys), strict=True))
+        rows = rows_by_key(conn, FACT, wanted, _STORED_COLUMNS)
+    return {
+        (row["cluster_id"], row["job_id"], row["submit_epoch"]): Stored(
             id=row["id"],
             content_hash=row["content_hash"],
             precedence=precedence(row["reconcile_status"], row["site"] is not None, row["event"]),
             rollup=RollupInput(*(row[c] for c in ROLLUP_INPUT_COLUMNS)),
         )
-    return out
-
-
-def _stored_query(keys: list[tuple[int, int, int]]) -> Select[Any]:
-    columns = [FACT.c[c] for c in _STORED_COLUMNS]
-    return select(*columns).where(
-        tuple_(FACT.c.cluster_id, FACT.c.job_id, FACT.c.submit_epoch).in_(keys)
-    )
-
-
-def fact_values(fact: PreparedFact, dims: DimIds, now: datetime) -> dict[str, Any]:
-    """The ``fact_job`` row of a prepared fact (without ``id`` and ``inserted_at``)."""
-    return {
-        **fact.columns,
-        "cluster_id": dims.cluster_id,
-        "user_id": dims.user_id,
-        "account_id": dims.account_id,
-        "partition_id": dims.partition_id,
-        "qos_id": dims.qos_id,
-        "content_hash": fact.content_hash,
-        "updated_at": now,
+        for row in rows
     }
 
 
-def insert_facts(
-    conn: Connection, facts: Sequence[PreparedFact], ids: dict[NaturalKey, DimIds], now: datetime
-) -> list[tuple[int, PreparedFact]]:
-    """Insert new facts; their new ids. PostgreSQL: COPY under ids drawn beforehand
-    (``pgcopy``). SQLite: one executemany, the ids read back by natural key (not
-    ``INSERT ... RETURNING``: in parameter order it costs SQLite one statement per row).
-    """
-    if not facts:
-        return []
+def fact_values(batch: FactBatch, ids: DimIds, now: datetime) -> list[dict[str, Any]]:
+    """The ``fact_job`` rows of a batch (without ``id`` and ``inserted_at``)."""
+    rows = batch.rows()
+    for row, c, u, a, p, q, h in zip(
+        rows, *(i.tolist() for i in ids), batch.content_hash, strict=True
+    ):
+        row.update(
+            cluster_id=c, user_id=u, account_id=a, partition_id=p, qos_id=q, content_hash=h,
+            updated_at=now,
+        )  # fmt: skip
+    return rows
+
+
+def insert_facts(conn: Connection, batch: FactBatch, ids: DimIds, now: datetime) -> None:
+    """Insert new facts and their CO2e rows. PostgreSQL: binary COPY under ids drawn
+    beforehand (``pgcopy``). SQLite: one executemany, the ids read back by natural key (not
+    ``INSERT ... RETURNING``: in parameter order it costs SQLite one statement per row)."""
     if conn.dialect.name == "postgresql":
-        return list(zip(copy_new_facts(conn, facts, ids, now), facts, strict=True))
-    rows = [{**fact_values(f, ids[f.key], now), "inserted_at": now} for f in facts]
-    conn.execute(insert(FACT), rows)
-    by_db_key = {(ids[f.key].cluster_id, f.key[1], f.key[2]): f for f in facts}
-    db_keys = list(by_db_key)
-    out: list[tuple[int, PreparedFact]] = []
-    for i in range(0, len(db_keys), _CHUNK):
-        query = select(FACT.c.id, FACT.c.cluster_id, FACT.c.job_id, FACT.c.submit_epoch).where(
-            tuple_(FACT.c.cluster_id, FACT.c.job_id, FACT.c.submit_epoch).in_(
-                db_keys[i : i + _CHUNK]
-            )
-        )
-        out.extend((fact_id, by_db_key[(c, j, e)]) for fact_id, c, j, e in conn.execute(query))
-    return out
+        copy_co2e(conn, batch, copy_new_facts(conn, batch, ids, now))
+        return
+    n = len(batch)
+    bound: dict[str, Sequence[Any]] = {}
+    for column in TIME_COLUMNS:  # formatted in bulk (the same text as the type's processor)
+        texts = datetime_texts(batch.arrays[column])
+        if texts is not None:
+            bound[column] = texts
+    stamp = FACT.c.updated_at.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    assert stamp is not None  # UTCDateTime converts every value
+    bound.update(updated_at=[stamp(now)] * n, inserted_at=[stamp(now)] * n)
+    columns: dict[str, Sequence[Any]] = {c: batch.values[c] for c in FACT_COLUMNS if c not in bound}
+    columns.update(
+        cluster_id=ids.cluster_id.tolist(),
+        user_id=ids.user_id.tolist(),
+        account_id=ids.account_id.tolist(),
+        partition_id=ids.partition_id.tolist(),
+        qos_id=ids.qos_id.tolist(),
+        content_hash=batch.content_hash,
+    )
+    insert_columns(conn, FACT, columns, bound)
+    keys = list(zip(*(k.tolist() for k in db_keys(batch, ids)), strict=True))
+    found = {
+        (r["cluster_id"], r["job_id"], r["submit_epoch"]): r["id"]
+        for r in rows_by_key(conn, FACT, keys, ("id", "cluster_id", "job_id", "submit_epoch"))
+    }
+    insert_co2e(conn, batch, np.array([found[k] for k in keys], dtype=np.int64))
 
 
 def replace_facts(
     conn: Connection,
-    facts: Sequence[tuple[int, PreparedFact]],
-    ids: dict[NaturalKey, DimIds],
+    batch: FactBatch,
+    ids: DimIds,
+    fact_ids: npt.NDArray[np.int64],
     now: datetime,
 ) -> None:
-    """Overwrite stored facts (by id) and drop their old CO2e rows."""
-    if not facts:
-        return
-    rows = [{**fact_values(f, ids[f.key], now), "fact_id_": fact_id} for fact_id, f in facts]
+    """Overwrite stored facts (by id) and replace their CO2e rows."""
+    rows = fact_values(batch, ids, now)
+    for row, fact_id in zip(rows, fact_ids.tolist(), strict=True):
+        row["fact_id_"] = fact_id
     columns = [c for c in rows[0] if c != "fact_id_"]
     stmt = (
         update(FACT)
@@ -222,16 +326,18 @@ def replace_facts(
         .values({c: bindparam(c) for c in columns})
     )
     conn.execute(stmt, rows)
-    fact_ids = [fact_id for fact_id, _ in facts]
-    for i in range(0, len(fact_ids), _CHUNK):
-        conn.execute(delete(CO2E).where(CO2E.c.fact_id.in_(fact_ids[i : i + _CHUNK])))
+    stale = fact_ids.tolist()
+    for i in range(0, len(stale), _CHUNK):
+        conn.execute(delete(CO2E).where(CO2E.c.fact_id.in_(stale[i : i + _CHUNK])))
+    insert_co2e(conn, batch, fact_ids)
 
 
-def insert_co2e(conn: Connection, facts: Sequence[tuple[int, PreparedFact]]) -> None:
-    """Insert the CO2e estimates of facts whose rows are (now) stored under these ids."""
+def insert_co2e(conn: Connection, batch: FactBatch, fact_ids: npt.NDArray[np.int64]) -> None:
+    """Insert the CO2e estimates of a batch's facts, stored under ``fact_ids`` (per row)."""
     if conn.dialect.name == "postgresql":
-        copy_co2e(conn, facts)
+        copy_co2e(conn, batch, fact_ids)
         return
-    rows = [{**row, "fact_id": fact_id} for fact_id, f in facts for row in f.co2e]
-    if rows:
-        conn.execute(insert(CO2E), rows)
+    if len(batch.co2e_row):
+        columns: dict[str, Sequence[Any]] = {"fact_id": fact_ids[batch.co2e_row].tolist()}
+        columns.update((c, batch.co2e_values[c]) for c in CO2E_FIELDS)
+        insert_columns(conn, CO2E, columns)
