@@ -111,18 +111,41 @@ def wait_count(
     raise SystemExit(f"timed out: {count_facts(url, cluster)} of {want} facts after {timeout_s} s")
 
 
-def stage_seconds(port: int) -> dict[str, float]:
-    """Seconds a worker spent per stage (``jobcarbon_stage_batch_seconds_sum``)."""
+def worker_metrics(port: int) -> dict[str, float]:
+    """A worker's time per stage so far: ``wall:<stage>`` (seconds inside the stage,
+    ``jobcarbon_stage_batch_seconds_sum``) and ``cpu:<stage>`` (its threads' CPU seconds,
+    ``jobcarbon_stage_cpu_seconds_total``)."""
     import urllib.request
 
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         body = response.read().decode()
     out: dict[str, float] = {}
     for line in body.splitlines():
-        if line.startswith("jobcarbon_stage_batch_seconds_sum{"):
-            stage = line.split('stage="', 1)[1].split('"', 1)[0]
-            out[stage] = float(line.split()[-1])
+        for prefix, kind in (
+            ("jobcarbon_stage_batch_seconds_sum{", "wall"),
+            ("jobcarbon_stage_cpu_seconds_total{", "cpu"),
+        ):
+            if line.startswith(prefix):
+                stage = line.split('stage="', 1)[1].split('"', 1)[0]
+                out[f"{kind}:{stage}"] = float(line.split()[-1])
     return out
+
+
+def postgres_cpu_seconds(data_dir: Path | None) -> float | None:
+    """User + system CPU of the PostgreSQL server started by the bench (postmaster and
+    every backend and helper process it forked), None for an outside server."""
+    if data_dir is None:
+        return None
+    postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
+    total = cpu_seconds(postmaster)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == postmaster:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -184,17 +207,18 @@ def main() -> None:
     args = parser.parse_args()
 
     with contextlib.ExitStack() as stack:
-        url = args.warehouse_url
+        url, pg_data = args.warehouse_url, None
         if url is None and args.warehouse == "postgres":
             from bench._services import start_postgres
 
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-pg-")))
             url, stop = start_postgres(tmp)
             stack.callback(subprocess.run, stop, check=False, capture_output=True)
-        run(args, url)
+            pg_data = tmp / "data"
+        run(args, url, pg_data)
 
 
-def run(args: argparse.Namespace, warehouse_url: str | None) -> None:
+def run(args: argparse.Namespace, warehouse_url: str | None, pg_data: Path | None) -> None:
     """The throughput, latency and memory runs against one broker and warehouse."""
     settings = Settings()
     settings = settings.model_copy(
@@ -232,8 +256,12 @@ def run(args: argparse.Namespace, warehouse_url: str | None) -> None:
             landed_first = count_facts(url)
         first = time.monotonic()
         cpu_first = [cpu_seconds(p.pid) for p in stack.workers]
+        stages_first = [worker_metrics(port) for port in stack.metrics_ports]
+        server_first = postgres_cpu_seconds(pg_data)
         done = wait_count(stack, url, want, 3600)
         cpu_done = [cpu_seconds(p.pid) for p in stack.workers]
+        stages_done = [worker_metrics(port) for port in stack.metrics_ports]
+        server_done = postgres_cpu_seconds(pg_data)
         # Measured from the first landed batch on: startup, group join and that batch's
         # records are excluded from both the rate and the CPU time per record.
         measured = want - landed_first
@@ -252,13 +280,33 @@ def run(args: argparse.Namespace, warehouse_url: str | None) -> None:
             f"{cpu_per_record / base_cpu:.1f}x the baseline's CPU per record"
         )
 
-        for i, port in enumerate(stack.metrics_ports):
-            split = stage_seconds(port)
+        for i, (a, b) in enumerate(zip(stages_first, stages_done, strict=True)):
+            per = {k: (b[k] - a.get(k, 0.0)) / measured * 1e6 for k in b}  # us per record
+            worker_cpu = (cpu_done[i] - cpu_first[i]) / measured * 1e6
+            sink = per.get("cpu:sink", 0.0)
+            threads = ", ".join(
+                f"{stage} {per.get(f'cpu:{stage}', 0.0):.0f}"
+                for stage in ("consume", "ingest", "commit")
+            )
+            rest = (
+                worker_cpu
+                - sink
+                - sum(per.get(f"cpu:{stage}", 0.0) for stage in ("consume", "ingest", "commit"))
+            )
             print(
-                f"split     worker {i}: "
-                + ", ".join(f"{stage} {sec:.1f} s" for stage, sec in sorted(split.items()))
-                + " (ingest: consume to facts, pure stages; sink: warehouse write, "
-                "dead letters, flush, commit)"
+                f"cpu split worker {i}: sink {sink:.0f} us per record, everything else "
+                f"{worker_cpu - sink:.0f} us ({threads}, other threads {rest:.0f}: librdkafka, "
+                "faust loop, state follower, GC)"
+            )
+            print(
+                f"wall      worker {i}: per record ingest {per.get('wall:ingest', 0.0):.0f} us "
+                f"(consume to facts), sink {per.get('wall:sink', 0.0):.0f} us (warehouse "
+                "write, the server included); the two overlap batch by batch"
+            )
+        if server_first is not None and server_done is not None:
+            print(
+                f"server    PostgreSQL: {(server_done - server_first) / measured * 1e6:.0f} us "
+                "CPU per record (every server process)"
             )
 
         latencies = latency_run(stack, url, args.rate, args.latency_seconds)

@@ -11,9 +11,10 @@ an accounting database is configured, else facts pass through with
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from consumers.ingest import DEFAULT_MAX_BYTES, Rejection, normalize_bytes
 from consumers.state import EnrichmentState
@@ -33,6 +34,10 @@ class StageError(ValueError):
 
 Enrich = Callable[[JobFact, EnrichmentState], JobFact]
 Reconcile = Callable[[JobFact], JobFact]
+#: Batch forms of the same stages: every fact of a batch, each one's result (or the exception
+#: it raised) in its place; what is done once per batch (state, clock, lookups) is done once.
+EnrichMany = Callable[[Sequence[JobFact], EnrichmentState], Sequence[JobFact | Exception]]
+ReconcileMany = Callable[[Sequence[JobFact]], Sequence[JobFact | Exception]]
 
 
 def enrich_not_wired(fact: JobFact, state: EnrichmentState) -> JobFact:
@@ -45,12 +50,22 @@ def reconcile_not_wired(fact: JobFact) -> JobFact:
     return fact
 
 
+def reconcile_many_not_wired(facts: Sequence[JobFact]) -> Sequence[JobFact]:
+    """Placeholder batch reconcile: the facts unchanged."""
+    return facts
+
+
 @dataclass(frozen=True, slots=True)
 class Stages:
-    """The stage functions one shell runs with (default: both pass facts through)."""
+    """The stage functions one shell runs with (default: both pass facts through).
+
+    ``enrich_many`` and ``reconcile_many`` are the batch forms ``process_batch`` uses when
+    given; they must give what the per-record forms give fact by fact."""
 
     enrich: Enrich = enrich_not_wired
     reconcile: Reconcile = reconcile_not_wired
+    enrich_many: EnrichMany | None = field(default=None, kw_only=True)
+    reconcile_many: ReconcileMany | None = field(default=None, kw_only=True)
 
 
 def stages_for(settings: Settings, clock: Callable[[], datetime]) -> Stages:
@@ -70,10 +85,13 @@ def stages_for(settings: Settings, clock: Callable[[], datetime]) -> Stages:
         backoff_cap_s=accounting.backoff_cap_s,
         default_cluster=settings.default_cluster,
     )
-    return Stages(
-        enrich=make_stage(settings, clock),
-        reconcile=reconcile if reconcile is not None else reconcile_not_wired,
-    )
+    enrich = make_stage(settings, clock)
+    if reconcile is None:
+        return Stages(
+            enrich, reconcile_not_wired, enrich_many=enrich.many,
+            reconcile_many=reconcile_many_not_wired,
+        )  # fmt: skip
+    return Stages(enrich, reconcile, enrich_many=enrich.many, reconcile_many=reconcile.many)
 
 
 def ingest(
@@ -103,11 +121,17 @@ def to_fact(
     try:
         fact = stages.enrich(fact, state)
     except Exception as exc:
-        return Rejection(ENRICH_FAILED, f"{type(exc).__name__}: {exc}", record.to_json())
+        return stage_rejection(ENRICH_FAILED, exc, record)
     try:
         return stages.reconcile(fact)
     except Exception as exc:
-        return Rejection(RECONCILE_FAILED, f"{type(exc).__name__}: {exc}", record.to_json())
+        return stage_rejection(RECONCILE_FAILED, exc, record)
+
+
+def stage_rejection(reason: str, exc: Exception, record: JobRecord) -> Rejection:
+    """The dead letter of a record a stage failed on: the exception, and the normalized
+    record as JSON (the original bytes stay with the ingest DLQ)."""
+    return Rejection(reason, f"{type(exc).__name__}: {exc}", record.to_json())
 
 
 def process(
@@ -160,21 +184,79 @@ def process_batch(
     default_cluster: str | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> BatchResult:
-    """Every stage for a batch of raw ``(value, key, headers)``: the same ``ingest`` and
-    ``to_fact`` per record as ``process``, with one ``state`` for the whole batch."""
+    """Every stage for a batch of raw ``(value, key, headers)``: what ``process`` gives record
+    by record, with one ``state`` for the whole batch. Each stage runs over the batch at once
+    (its batch form when ``stages`` has one), so per-batch work is done once per batch."""
     stages = stages or Stages()
     result = BatchResult([], [], [])
+    records, rejected = result.records, result.rejected
     for index, (value, key, headers) in enumerate(items):
-        record = ingest(
+        record = normalize_bytes(
             value, default_cluster=default_cluster, headers=headers, key=key, max_bytes=max_bytes
         )
         if isinstance(record, Rejection):
-            result.rejected.append((index, "ingest", record))
-            continue
-        result.records.append((index, record))
-        fact = to_fact(record, state, stages)
-        if isinstance(fact, Rejection):
-            result.rejected.append((index, "sink", fact))
+            rejected.append((index, "ingest", record))
         else:
-            result.facts.append((index, fact))
+            records.append((index, record))
+    live = [(index, record, fact_from_record(record)) for index, record in records]
+    enrich = stages.enrich_many or _one_by_one(stages.enrich)
+    live = _survivors(
+        live, _outcomes(enrich, [f for _, _, f in live], state), ENRICH_FAILED, rejected
+    )
+    reconcile = stages.reconcile_many or _one_by_one(stages.reconcile)
+    live = _survivors(
+        live, _outcomes(reconcile, [f for _, _, f in live]), RECONCILE_FAILED, rejected
+    )
+    result.facts = [(index, fact) for index, _, fact in live]
+    if len(rejected) > 1:
+        rejected.sort(key=lambda item: item[0])  # input order, whichever stage refused
     return result
+
+
+_Live = list[tuple[int, JobRecord, JobFact]]
+
+
+def _one_by_one(stage: Callable[..., JobFact]) -> Callable[..., list[JobFact | Exception]]:
+    """The batch form of a per-record stage: each fact on its own."""
+
+    def many(facts: Sequence[JobFact], *args: Any) -> list[JobFact | Exception]:
+        return [_caught(stage, fact, *args) for fact in facts]
+
+    return many
+
+
+def _caught(stage: Callable[..., JobFact | Exception], *args: Any) -> JobFact | Exception:
+    try:
+        return stage(*args)
+    except Exception as exc:  # dead-lettered by the caller, see ``to_fact``
+        return exc
+
+
+def _outcomes(
+    many: Callable[..., Sequence[JobFact | Exception]], facts: list[JobFact], *args: Any
+) -> Sequence[JobFact | Exception]:
+    """A batch form over ``facts``; if it raises for the batch as a whole, it runs again
+    fact by fact, so only the facts it fails on are dead-lettered."""
+    if not facts:
+        return []
+    try:
+        return many(facts, *args)
+    except Exception:
+        return [_caught(lambda f: many([f], *args)[0], fact) for fact in facts]
+
+
+def _survivors(
+    live: _Live,
+    outcomes: Sequence[JobFact | Exception],
+    reason: str,
+    rejected: list[tuple[int, str, Rejection]],
+) -> _Live:
+    """The facts that passed a stage (with their new value); the failed ones dead-lettered
+    (stage ``sink``) with ``reason``."""
+    out: _Live = []
+    for (index, record, _), outcome in zip(live, outcomes, strict=True):
+        if isinstance(outcome, Exception):
+            rejected.append((index, "sink", stage_rejection(reason, outcome, record)))
+        else:
+            out.append((index, record, outcome))
+    return out

@@ -114,19 +114,26 @@ def fact_from_record(record: JobRecord) -> JobFact:
     )
 
 
+def co2e_g_of(energy_it_j: int | None, factor_g_per_kwh_it: float) -> float | None:
+    """CO2e in grams of ``energy_it_j`` under an estimate's factor (None without energy)."""
+    return None if energy_it_j is None else energy_it_j / J_PER_KWH * factor_g_per_kwh_it
+
+
+def facility_energy_of(energy_it_j: int | None, pue_factor: float) -> float | None:
+    """Facility energy in joules of ``energy_it_j`` under a footprint's PUE factor."""
+    return None if energy_it_j is None else energy_it_j * pue_factor
+
+
 def with_energy(fact: JobFact, energy_it_j: int | None, origin: EnergyOrigin) -> JobFact:
     """The same fact with another IT energy (e.g. filled from slurmdbd): facility energy and
     every CO2e estimate follow from the stored factors."""
     footprint = fact.footprint
     if footprint is not None:
-        kwh = None if energy_it_j is None else energy_it_j / J_PER_KWH
         footprint = msgspec.structs.replace(
             footprint,
-            energy_facility_j=None if energy_it_j is None else energy_it_j * footprint.pue_factor,
+            energy_facility_j=facility_energy_of(energy_it_j, footprint.pue_factor),
             estimates=tuple(
-                msgspec.structs.replace(
-                    e, co2e_g=None if kwh is None else kwh * e.factor_g_per_kwh_it
-                )
+                msgspec.structs.replace(e, co2e_g=co2e_g_of(energy_it_j, e.factor_g_per_kwh_it))
                 for e in footprint.estimates
             ),
         )

@@ -18,7 +18,7 @@ import msgspec
 
 from consumers.enrich.lookup import InMemoryLookup
 from consumers.enrich.model import AnnualFactor, IntensityPoint, PuePoint, SeriesError
-from consumers.enrich.stage import enrich
+from consumers.enrich.stage import ClusterPlan, enrich_planned, plan_for
 from jobcarbon.settings import Settings
 from schemas.fact import JobFact
 
@@ -188,21 +188,73 @@ def _shared(fresh: Mapping[str, _Loaded]) -> bool:
     return False
 
 
+class EnrichStage:
+    """The pipeline's enrich stage over the worker's state snapshots.
+
+    One ``StateLookup`` for the stage's life: a new snapshot reloads only the zones and
+    sites whose points changed, so the cumulative indexes survive from batch to batch. Each
+    cluster's plan (``plan_for``: zone, site, series, their indexes) is made once per
+    snapshot, not per job. ``stage(fact, state)`` enriches one fact; ``stage.many(facts,
+    state)`` a batch, with one clock reading, each fact's failure returned in its place."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Callable[[], datetime],
+        annual: Sequence[AnnualFactor] = (),
+    ) -> None:
+        self._carbon = settings.carbon
+        self._clock = clock
+        self._held = StateLookup(annual)
+        self._state: StateLike | None = None  # the snapshot ``_held`` holds
+        self._plans: dict[str | None, ClusterPlan] = {}
+
+    def _lookup(self, state: StateLike) -> InMemoryLookup:
+        if self._state is not state:
+            self._held.update(state)
+            self._state = state
+            self._plans = {}
+        return self._held.lookup
+
+    def _plan(self, cluster: str | None, lookup: InMemoryLookup) -> ClusterPlan:
+        plan = self._plans.get(cluster)
+        if plan is None:
+            plan = self._plans[cluster] = plan_for(self._carbon, cluster, lookup, lookup)
+        return plan
+
+    def __call__(self, fact: JobFact, state: StateLike) -> JobFact:
+        lookup = self._lookup(state)
+        record = fact.record
+        if record.start_time is None or record.event == "start":
+            return fact
+        plan = self._plan(record.cluster, lookup)
+        return enrich_planned(fact, plan, lookup, lookup, self._clock())
+
+    def many(self, facts: Sequence[JobFact], state: StateLike) -> list[JobFact | Exception]:
+        """Every fact enriched, in order; a fact the stage cannot handle gives its
+        exception in its place (the others are not affected)."""
+        lookup = self._lookup(state)
+        now = self._clock()
+        plans = self._plans
+        out: list[JobFact | Exception] = []
+        for fact in facts:
+            record = fact.record
+            if record.start_time is None or record.event == "start":
+                out.append(fact)
+                continue
+            # Any exception, not just EnrichError: a bug must not lose the batch.
+            try:
+                plan = plans.get(record.cluster) or self._plan(record.cluster, lookup)
+                out.append(enrich_planned(fact, plan, lookup, lookup, now))
+            except Exception as exc:
+                out.append(exc)
+        return out
+
+
 def make_stage(
     settings: Settings,
     clock: Callable[[], datetime],
     annual: Sequence[AnnualFactor] = (),
-) -> Callable[[JobFact, StateLike], JobFact]:
-    """The pipeline's enrich stage. One ``StateLookup`` for the stage's life: a new snapshot
-    reloads only the zones and sites whose points changed, so the cumulative indexes survive
-    from batch to batch."""
-    held = StateLookup(annual)
-    current: list[StateLike] = []  # the snapshot ``held`` holds
-
-    def stage(fact: JobFact, state: StateLike) -> JobFact:
-        if not current or current[0] is not state:
-            held.update(state)
-            current[:] = [state]
-        return enrich(fact, held.lookup, held.lookup, settings, clock())
-
-    return stage
+) -> EnrichStage:
+    """The pipeline's enrich stage (``EnrichStage``)."""
+    return EnrichStage(settings, clock, annual)

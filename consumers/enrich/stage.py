@@ -10,6 +10,7 @@ and marginal series are kept for scheduling only. CO2e and facility energy follo
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import msgspec
@@ -17,22 +18,84 @@ import msgspec
 from consumers.enrich.integrate import Integration, fallback_of, integrate
 from consumers.enrich.lookup import InMemoryLookup, IntensityLookup, PueLookup
 from consumers.enrich.model import IntensityPoint, PuePoint
-from consumers.enrich.prefix import micros
+from consumers.enrich.prefix import StepIndex, micros
 from consumers.enrich.profile import UNIFORM, EnergyProfile
 from consumers.enrich.tariff import tariff_price_points
-from jobcarbon.settings import CarbonSettings, SeriesSettings, Settings
+from jobcarbon.settings import CarbonSettings, SeriesSettings, Settings, TariffSettings
 from schemas.fact import (
     J_PER_KWH,
     Basis,
     Co2eEstimate,
     Footprint,
     JobFact,
-    with_energy,
+    co2e_g_of,
+    facility_energy_of,
 )
 
 
 class EnrichError(ValueError):
     """A fact that cannot be enriched (e.g. it ends before it starts); names the field."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterPlan:
+    """What enriching a job of one cluster needs, resolved once per cluster and lookup state
+    (``plan_for``), not once per job: its zone and site, the site's static PUE, the static
+    or annual-average zone, the configured series, the site's tariff, and every series'
+    cumulative index when the lookup has them all (else None: the general path)."""
+
+    carbon: CarbonSettings
+    site: str
+    zone: str
+    static_pue: float
+    static_pue_source: str
+    static_g: float | None
+    annual_zone: str
+    specs: Sequence[SeriesSettings]
+    tariff: TariffSettings | None
+    indexes: Sequence[StepIndex] | None
+
+
+def plan_for(
+    carbon: CarbonSettings,
+    cluster_name: str | None,
+    intensity_lookup: IntensityLookup,
+    pue_lookup: PueLookup,
+    profile: EnergyProfile = UNIFORM,
+) -> ClusterPlan:
+    """The plan of a cluster's jobs over these lookups (valid while they do not change)."""
+    cluster = carbon.cluster(cluster_name)
+    zone = cluster.zone
+    site = carbon.site(cluster.site)
+    specs = carbon.series(zone)
+    indexes: list[StepIndex] | None = None
+    if (
+        profile is UNIFORM
+        and pue_lookup is intensity_lookup
+        and isinstance(intensity_lookup, InMemoryLookup)
+    ):
+        indexes = []
+        for spec in specs:
+            index = intensity_lookup.step_index(
+                spec.provider, zone, spec.signal, cluster.site,
+                nearest_s=carbon.nearest_limit_s, static_pue=site.pue,
+            )  # fmt: skip
+            if index is None:  # overlapping points: only the sweep resolves them
+                indexes = None
+                break
+            indexes.append(index)
+    return ClusterPlan(
+        carbon=carbon,
+        site=cluster.site,
+        zone=zone,
+        static_pue=site.pue,
+        static_pue_source=f"static:{site.pue_source}",
+        static_g=carbon.static_factors.get(zone),
+        annual_zone=carbon.annual_zones.get(zone, zone),
+        specs=specs,
+        tariff=carbon.tariffs.get(cluster.site),
+        indexes=indexes,
+    )
 
 
 def enrich(
@@ -46,6 +109,23 @@ def enrich(
     """The fact with its footprint. A job that never started (no start time) and a
     job-start event (not a finished job) have none."""
     record = fact.record
+    if record.start_time is None or record.event == "start":
+        return fact
+    plan = plan_for(settings.carbon, record.cluster, intensity_lookup, pue_lookup, profile)
+    return enrich_planned(fact, plan, intensity_lookup, pue_lookup, now, profile)
+
+
+def enrich_planned(
+    fact: JobFact,
+    plan: ClusterPlan,
+    intensity_lookup: IntensityLookup,
+    pue_lookup: PueLookup,
+    now: datetime,
+    profile: EnergyProfile = UNIFORM,
+) -> JobFact:
+    """``enrich`` with the cluster's plan already made (``plan_for`` over the same lookups
+    and profile): what a stage calls for every job of a batch."""
+    record = fact.record
     start, end = record.start_time, record.end_time
     if start is None or record.event == "start":
         return fact
@@ -53,110 +133,82 @@ def enrich(
         raise EnrichError(f"end_time is missing for a job that started at {start.isoformat()}")
     if end < start:
         raise EnrichError(f"end_time {end.isoformat()} is before start_time {start.isoformat()}")
-    carbon = settings.carbon
-    cluster = carbon.cluster(record.cluster)
-    zone = cluster.zone
-    site = carbon.site(cluster.site)
-    static = carbon.static_factors.get(zone)
-    if static is None:
-        annual = intensity_lookup.annual(carbon.annual_zones.get(zone, zone), start.year)
+    carbon = plan.carbon
+    annual_g = plan.static_g
+    if annual_g is None:
+        annual = intensity_lookup.annual(plan.annual_zone, start.year)
         annual_g = annual.value_g_per_kwh if annual else None
-    else:
-        annual_g = static
     fallback_g, fallback_kind = fallback_of(carbon.default_intensity_g_per_kwh, annual_g)
-    specs = carbon.series(zone)
-    results = None
-    if (
-        profile is UNIFORM
-        and pue_lookup is intensity_lookup
-        and isinstance(intensity_lookup, InMemoryLookup)
-    ):
-        results = _indexed(
-            intensity_lookup, specs, zone, cluster.site, carbon.nearest_limit_s, site.pue,
-            micros(start), micros(end), fallback_g, fallback_kind,
-        )  # fmt: skip
-    tariff = carbon.tariffs.get(cluster.site)
-    priced = tariff is not None and fact.energy_it_j is not None
+    specs = plan.specs
+    results: list[tuple[Integration, Basis | None]] | None = None
+    if plan.indexes is not None:
+        # Every series through its cumulative index (``consumers.enrich.prefix``: two
+        # bisects per run).
+        start_us, end_us = micros(start), micros(end)
+        results = [
+            (
+                index.integrate(start_us, end_us, fallback_g, fallback_kind),
+                index.basis(start_us, end_us),
+            )
+            for index in plan.indexes
+        ]
+    tariff = plan.tariff
+    energy = fact.energy_it_j
+    priced = tariff is not None and energy is not None
     sweep = None
     if results is None or not results or priced:  # the general path is needed
-        sweep = _Sweep(start, end, pue_lookup, cluster.site, carbon, annual_g, site.pue, profile)
-        if results is None:
-            results = [sweep.series(intensity_lookup, zone, spec) for spec in specs]
-    estimates = []
-    for spec, (result, basis) in zip(specs, results, strict=True):
-        estimates.append(
-            Co2eEstimate(
-                provider=spec.provider,
-                zone=zone,
-                signal=spec.signal,
-                basis=basis,
-                factor_g_per_kwh_it=result.factor_g_per_kwh_it,
-                intensity_g_per_kwh=result.intensity_g_per_kwh,
-                coverage=result.coverage,
-                fallback=result.fallback,
-                estimated_share=result.estimated_share,
-            )
+        sweep = _Sweep(
+            start, end, pue_lookup, plan.site, carbon, annual_g, plan.static_pue, profile
         )
+        if results is None:
+            results = [sweep.series(intensity_lookup, plan.zone, spec) for spec in specs]
+    zone = plan.zone
+    estimates = tuple(
+        Co2eEstimate(
+            provider=spec.provider,
+            zone=zone,
+            signal=spec.signal,
+            basis=basis,
+            factor_g_per_kwh_it=result.factor_g_per_kwh_it,
+            intensity_g_per_kwh=result.intensity_g_per_kwh,
+            coverage=result.coverage,
+            fallback=result.fallback,
+            estimated_share=result.estimated_share,
+            co2e_g=co2e_g_of(energy, result.factor_g_per_kwh_it),
+        )
+        for spec, (result, basis) in zip(specs, results, strict=True)
+    )
     # The PUE is the same under every series; with none configured it still matters.
     if results:
         pue_result = results[0][0]
     else:  # no series configured: the PUE alone
         assert sweep is not None
         pue_result = sweep.run([])
-    pue_source = f"static:{site.pue_source}"
+    pue_source = plan.static_pue_source
     if pue_result.pue_coverage > 0:
         pue_source = f"measured (coverage {pue_result.pue_coverage:.3f}); else {pue_source}"
+    # CO2e and facility energy follow from the factors and the fact's energy by the rule
+    # ``with_energy`` applies when the energy changes later (``schemas.fact``).
     footprint = Footprint(
-        site=cluster.site,
+        site=plan.site,
         pue_factor=pue_result.pue_factor,
         pue_source=pue_source,
         pue_coverage=pue_result.pue_coverage,
-        energy_facility_j=None,
-        estimates=tuple(estimates),
+        energy_facility_j=facility_energy_of(energy, pue_result.pue_factor),
+        estimates=estimates,
         computed_at=now,
     )
     if priced:
-        assert tariff is not None and fact.energy_it_j is not None and sweep is not None
+        assert tariff is not None and energy is not None and sweep is not None
         prices = tariff_price_points(tariff, start, max(end, start + timedelta(seconds=1)))
         price = sweep.run(prices)  # "g/kWh" here is currency per IT kWh, PUE included
         footprint = msgspec.structs.replace(
             footprint,
-            cost=fact.energy_it_j / J_PER_KWH * price.factor_g_per_kwh_it,
+            cost=energy / J_PER_KWH * price.factor_g_per_kwh_it,
             currency=tariff.currency,
             tariff=tariff.name,
         )
-    enriched = msgspec.structs.replace(fact, footprint=footprint)
-    return with_energy(enriched, fact.energy_it_j, fact.energy_origin)
-
-
-def _indexed(
-    lookup: InMemoryLookup,
-    specs: Sequence[SeriesSettings],
-    zone: str,
-    site: str,
-    nearest_s: float,
-    static_pue: float,
-    start_us: int,
-    end_us: int,
-    fallback_g: float,
-    fallback_kind: str,
-) -> list[tuple[Integration, Basis | None]] | None:
-    """Every series through its cumulative index (``consumers.enrich.prefix``: two bisects
-    per run), or None when one has no index (overlapping points)."""
-    out = []
-    for spec in specs:
-        index = lookup.step_index(
-            spec.provider, zone, spec.signal, site, nearest_s=nearest_s, static_pue=static_pue
-        )
-        if index is None:
-            return None
-        out.append(
-            (
-                index.integrate(start_us, end_us, fallback_g, fallback_kind),
-                index.basis(start_us, end_us),
-            )
-        )
-    return out
+    return msgspec.structs.replace(fact, footprint=footprint)
 
 
 class _Sweep:

@@ -182,46 +182,69 @@ class ReconcileStage:
         self.backoff_cap_s = backoff_cap_s
 
     def __call__(self, fact: JobFact) -> JobFact:
-        result = self.run([fact], datetime.now(UTC))
-        if result.done:
-            return result.done[0]
-        pending = result.retry[0]
-        return mark(
-            pending.fact,
-            "unreconciled",
-            datetime.now(UTC),
-            pending.attempts,
-            "not in slurmdbd yet; the reconcile sweep retries",
-        )
+        return self.many([fact])[0]
+
+    def many(self, facts: Sequence[JobFact]) -> list[JobFact]:
+        """The per-record seam for a whole batch: one lookup per cluster, each fact's
+        outcome in its place, none held (a job not in the database yet lands as
+        ``unreconciled`` for the sweep)."""
+        now = datetime.now(UTC)
+        out: list[JobFact] = list(facts)
+        for pos, outcome in self._outcomes(facts, now, []):
+            if isinstance(outcome, Pending):
+                outcome = mark(
+                    outcome.fact,
+                    "unreconciled",
+                    now,
+                    outcome.attempts,
+                    "not in slurmdbd yet; the reconcile sweep retries",
+                )
+            out[pos] = outcome
+        return out
 
     def run(self, items: Iterable[JobFact | Pending], now: datetime) -> StageResult:
         """One attempt for every due item; see the module docstring for the outcomes."""
         result = StageResult()
-        due: dict[str, list[Pending]] = {}
-        for item in items:
+        for _, outcome in self._outcomes(list(items), now, result.errors):
+            if isinstance(outcome, Pending):
+                result.retry.append(outcome)
+            else:
+                result.done.append(outcome)
+        return result
+
+    def _outcomes(
+        self, items: Sequence[JobFact | Pending], now: datetime, errors: list[str]
+    ) -> list[tuple[int, JobFact | Pending]]:
+        """(position in ``items``, landed fact or ``Pending`` to retry) for every item."""
+        out: list[tuple[int, JobFact | Pending]] = []
+        due: dict[str, list[tuple[int, Pending]]] = {}
+        for pos, item in enumerate(items):
             pending = item if isinstance(item, Pending) else self._new(item, now)
             if pending.fact.record.event == "start":  # a job-start event is not a finished job
-                result.done.append(pending.fact)
+                out.append((pos, pending.fact))
                 continue
             if pending.next_at > now:
-                result.retry.append(pending)
+                out.append((pos, pending))
                 continue
             cluster = pending.fact.record.cluster or self.default_cluster
             if not cluster:
-                result.done.append(
-                    mark(
-                        pending.fact,
-                        "unreconciled",
-                        now,
-                        pending.attempts + 1,
-                        "record has no cluster and settings.default_cluster is not set",
+                out.append(
+                    (
+                        pos,
+                        mark(
+                            pending.fact,
+                            "unreconciled",
+                            now,
+                            pending.attempts + 1,
+                            "record has no cluster and settings.default_cluster is not set",
+                        ),
                     )
                 )
                 continue
-            due.setdefault(cluster, []).append(pending)
+            due.setdefault(cluster, []).append((pos, pending))
         for cluster, batch in due.items():
-            self._cluster(cluster, batch, now, result)
-        return result
+            out.extend(self._cluster(cluster, batch, now, errors))
+        return out
 
     def _new(self, fact: JobFact, now: datetime) -> Pending:
         return Pending(
@@ -232,9 +255,9 @@ class ReconcileStage:
         )
 
     def _cluster(
-        self, cluster: str, batch: list[Pending], now: datetime, result: StageResult
-    ) -> None:
-        records = [p.fact.record for p in batch]
+        self, cluster: str, batch: list[tuple[int, Pending]], now: datetime, errors: list[str]
+    ) -> list[tuple[int, JobFact | Pending]]:
+        records = [p.fact.record for _, p in batch]
         inxs = [i for i in (record_inx(r) for r in records) if i is not None]
         try:
             check_cluster(cluster)
@@ -252,28 +275,30 @@ class ReconcileStage:
                 runs.setdefault(row.id_job, []).append(row)
         except (AccountingError, ValueError, OSError) as exc:
             reason = f"accounting source unavailable for cluster {cluster!r}: {exc}"
-            result.errors.append(f"{len(batch)} job(s): {reason}")
-            for pending in batch:
-                result.done.append(
-                    mark(pending.fact, "unreconciled", now, pending.attempts + 1, reason)
-                )
-            return
-        for pending in batch:
+            errors.append(f"{len(batch)} job(s): {reason}")
+            return [
+                (pos, mark(pending.fact, "unreconciled", now, pending.attempts + 1, reason))
+                for pos, pending in batch
+            ]
+        out: list[tuple[int, JobFact | Pending]] = []
+        for pos, pending in batch:
             record = pending.fact.record
             found = find_row(record, by_inx, runs.get(record.job_id, ()))
-            outcome = decide(
-                pending.fact,
-                found,
-                now=now,
-                deadline_at=pending.deadline_at,
-                attempts=pending.attempts + 1,
-                backoff_base_s=self.backoff_base_s,
-                backoff_cap_s=self.backoff_cap_s,
+            out.append(
+                (
+                    pos,
+                    decide(
+                        pending.fact,
+                        found,
+                        now=now,
+                        deadline_at=pending.deadline_at,
+                        attempts=pending.attempts + 1,
+                        backoff_base_s=self.backoff_base_s,
+                        backoff_cap_s=self.backoff_cap_s,
+                    ),
+                )
             )
-            if isinstance(outcome, Pending):
-                result.retry.append(outcome)
-            else:
-                result.done.append(outcome)
+        return out
 
 
 def sweep(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import msgspec
 
 from consumers import pipeline
@@ -129,3 +131,51 @@ def test_process_batch_gives_what_process_gives_record_by_record_with_indexes() 
     assert {r.reason for _, s, r in result.rejected if s == "sink"} == {pipeline.ENRICH_FAILED}
     # Normalized records: every one that passed ingest, enrich failures included.
     assert len(result.records) == len(values) - 3
+
+
+def test_process_batch_with_batch_forms_gives_what_the_per_record_forms_give() -> None:
+    from datetime import UTC, datetime
+
+    from jobcarbon.settings import Settings
+
+    clock = datetime(2026, 1, 1, tzinfo=UTC)
+    wired = pipeline.stages_for(Settings(), clock=lambda: clock)
+    assert wired.enrich_many is not None and wired.reconcile_many is not None
+    per_record = pipeline.Stages(wired.enrich, wired.reconcile)
+    values = [render(job, "24.11") for job in generate_jobs(60, 8)]
+    values[10:10] = [b"", b"{not json"]
+    items = [(v, None, None) for v in values]
+    batched = pipeline.process_batch(items, STATE, wired)
+    one_by_one = pipeline.process_batch(items, STATE, per_record)
+    assert batched.facts == one_by_one.facts and len(batched.facts) > 50
+    assert batched.rejected == one_by_one.rejected
+    assert all(f.footprint is not None for _, f in batched.facts if f.record.start_time)
+
+
+def test_a_batch_form_failing_for_the_batch_runs_again_fact_by_fact() -> None:
+    def enrich(fact: JobFact, state: EnrichmentState) -> JobFact:
+        if fact.record.job_id % 3 == 0:
+            raise ValueError(f"job_id {fact.record.job_id}: bad")
+        return msgspec.structs.replace(fact, shared_node=True)
+
+    def enrich_many(facts: Sequence[JobFact], state: EnrichmentState) -> list[JobFact]:
+        return [enrich(f, state) for f in facts]  # raises for the whole batch
+
+    def reconcile_many(facts: Sequence[JobFact]) -> list[JobFact | Exception]:
+        return [ValueError("no row") if f.record.job_id % 5 == 0 else f for f in facts]
+
+    stages = pipeline.Stages(enrich, enrich_many=enrich_many, reconcile_many=reconcile_many)
+    values = [render(job, "24.11") for job in generate_jobs(30, 4)]
+    values[2:2] = [b"[]"]
+    result = pipeline.process_batch(((v, None, None) for v in values), STATE, stages)
+    jobs = {i: f.record.job_id for i, f in result.facts}
+    assert all(j % 3 and j % 5 for j in jobs.values()) and jobs
+    assert all(f.shared_node for _, f in result.facts)
+    reasons = [(i, s, r.reason) for i, s, r in result.rejected]
+    assert [i for i, _, _ in reasons] == sorted(i for i, _, _ in reasons)  # input order
+    assert (2, "ingest", "not_an_object") in reasons
+    assert {r for _, s, r in reasons if s == "sink"} == {
+        pipeline.ENRICH_FAILED,
+        pipeline.RECONCILE_FAILED,
+    }
+    assert len(result.facts) + len(result.rejected) == len(values)

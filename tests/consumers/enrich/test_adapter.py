@@ -189,3 +189,56 @@ def test_stage_over_successive_snapshots_equals_a_fresh_load() -> None:
         fresh = loaded_one_by_one(state)
         want = enrich(fact_from_record(record), fresh, fresh, settings, T0)
         assert got == want
+
+
+def test_batch_form_gives_the_per_record_footprints_and_each_failure_in_its_place() -> None:
+    settings = Settings(
+        carbon={  # type: ignore[arg-type]
+            "clusters": {"c": {"zone": "SE", "site": "dc"}, "d": {"zone": "FR", "site": "dc2"}}
+        }
+    )
+    se = [doc("SE", h, 100 + 10 * h) for h in range(24)]
+    fr = [doc("FR", h, 40 + h) for h in range(24)]
+    state = State(intensity={"SE": se, "FR": fr}, power={"dc": [pue_doc("dc", 2, 1.4)]})
+    facts = []
+    for i in range(40):
+        start = T0 + timedelta(minutes=17 * i)
+        end = start + timedelta(minutes=5 + 23 * (i % 7))
+        if i % 9 == 4:
+            end = start - timedelta(minutes=1)  # ends before it starts: EnrichError
+        record = JobRecord(cluster=("c", "d", "elsewhere")[i % 3], job_id=i, submit_time=start,
+                           start_time=None if i % 11 == 5 else start, end_time=end,
+                           energy_j=None if i % 4 == 1 else 1000 * i,
+                           energy_status=EnergyStatus.MISSING if i % 4 == 1
+                           else EnergyStatus.MEASURED)  # fmt: skip
+        facts.append(fact_from_record(record))
+    clock = [T0 + timedelta(days=1)]
+    one = make_stage(settings, lambda: clock[0])
+    many = make_stage(settings, lambda: clock[0])
+
+    def per_record(fact: Any) -> Any:
+        try:
+            return one(fact, state)
+        except Exception as exc:
+            return exc
+
+    want = [per_record(f) for f in facts]
+    got = many.many(facts, state)
+    assert len(got) == len(facts)
+    failed = [i for i, w in enumerate(want) if isinstance(w, Exception)]
+    assert failed and failed == [i for i, g in enumerate(got) if isinstance(g, Exception)]
+    assert [str(g) for g in got if isinstance(g, Exception)] == [str(want[i]) for i in failed]
+    assert [g for g in got if not isinstance(g, Exception)] == [
+        w for w in want if not isinstance(w, Exception)
+    ]
+    # The same as the pure stage over a lookup loaded from scratch, fact by fact.
+    fresh = loaded_one_by_one(state)
+    for fact, g in zip(facts, got, strict=True):
+        if not isinstance(g, Exception):
+            assert g == enrich(fact, fresh, fresh, settings, clock[0])
+    # A new snapshot with a revised point: the plans follow it.
+    revised = State(intensity={"SE": [doc("SE", 0, 900), *se[1:]], "FR": fr}, power={})
+    fresh = loaded_one_by_one(revised)
+    for fact, g in zip(facts, many.many(facts, revised), strict=True):
+        if not isinstance(g, Exception):
+            assert g == enrich(fact, fresh, fresh, settings, clock[0])

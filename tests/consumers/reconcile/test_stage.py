@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from consumers.reconcile.accounting import SlurmdbdSource
@@ -434,6 +435,56 @@ def test_per_record_seam_never_holds_a_fact() -> None:
     assert waiting.reconciliation.differences == (
         "not in slurmdbd yet; the reconcile sweep retries",
     )
+
+
+class CountingSource(SacctSource):
+    """An in-memory source that counts its lookups."""
+
+    def __init__(self, jobs: list[DbJob]) -> None:
+        super().__init__(jobs)
+        self.lookups = 0
+
+    def fetch(self, cluster: str, job_ids: Collection[int]) -> list[DbJob]:
+        self.lookups += 1
+        return super().fetch(cluster, job_ids)
+
+    def fetch_by_inx(self, cluster: str, job_db_inxs: Collection[int]) -> list[DbJob]:
+        self.lookups += 1
+        return super().fetch_by_inx(cluster, job_db_inxs)
+
+
+def test_batch_seam_gives_each_fact_what_the_per_record_seam_gives_it() -> None:
+    rows = [
+        DbJob(cluster=c, job_db_inx=100 + i, id_job=i, time_submit=1000, time_start=1010,
+              time_end=1100, state=3, tres_alloc=f"1=1,3={900 + i},4=1")
+        for i in range(0, 40, 2) for c in ("c", "d")
+    ]  # fmt: skip
+    facts = []
+    for i in range(40):
+        record = rec(("c", "d")[i % 2], i, 1000, 1010, 1100)
+        if i % 7 == 3:
+            record = record.replace(end_time=datetime.now(UTC))  # not settled: not held
+        if i % 9 == 0:
+            record = record.replace(event="start", end_time=None, state=None)
+        if i % 11 == 5:
+            record = record.replace(cluster=None)  # no cluster, no default
+        facts.append(fact_from_record(record))
+    single = CountingSource(rows)
+    one = [ReconcileStage(single, settle_s=600)(f) for f in facts]
+    batched = CountingSource(rows)
+    many = ReconcileStage(batched, settle_s=600).many(facts)
+
+    def without_times(f: JobFact) -> JobFact:
+        r = f.reconciliation
+        return msgspec.structs.replace(
+            f, reconciliation=msgspec.structs.replace(r, checked_at=None)
+        )
+
+    assert [without_times(f) for f in many] == [without_times(f) for f in one]
+    statuses = {f.reconciliation.status for f in many}
+    assert {"energy_filled", "unreconciled", "not_checked"} <= statuses
+    assert [f.record.job_id for f in many] == list(range(40))  # in input order
+    assert batched.lookups <= 4 < single.lookups  # two clusters: at most two lookups each
 
 
 def test_stage_from_settings() -> None:
