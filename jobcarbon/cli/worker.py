@@ -37,6 +37,9 @@ def worker(
 ) -> None:
     """Consume slurm.jobcomp, normalize, enrich, reconcile and land facts in the warehouse;
     bad records go to slurm.jobcomp.dlq. Runs until SIGINT/SIGTERM."""
+    from warehouse.arrow_setup import arrow_without_pandas
+
+    arrow_without_pandas()  # before the sink's first array: ~45 MB less per worker
     import faust
 
     from consumers.kafka.admin import ensure_topics
