@@ -40,11 +40,12 @@ from sqlalchemy import text
 from jobcarbon.credit.check import Usage
 from jobcarbon.credit.policy import previous_period_start
 from jobcarbon.credit.predict import (
+    HISTORY_LIMIT,
     HistoryColumns,
     JobRequest,
     PastJob,
     Prediction,
-    per_unit_power,
+    per_unit_rate,
     predict_columns,
     usable_columns,
 )
@@ -165,23 +166,35 @@ class Generation:
 
 @dataclass(frozen=True, slots=True)
 class _Groups:
-    order: npt.NDArray[np.int64]  # row indices, grouped, most recent first in a group
+    """The ``limit`` most recent jobs of each group (a user, an account, or every job, in a
+    partition) that prediction can use, stored group after group: ``block[:, a:b]`` is the
+    group of ``slices[key] == (a, b)``, rows ``_ROWS``."""
+
+    block: npt.NDArray[np.float64]
     slices: dict[tuple[int, int], tuple[int, int]]
 
 
+#: Rows of a ``_Groups.block`` (ids as float64: exact below 2**53).
+_ROWS: Final = ("user_id", "account_id", "name_id", "rate", "runtime_ratio", "shared")
+
+
 class HistoryIndex:
-    """The facts the SQL history query reads, as columns, with per-group recency orders."""
+    """The facts the SQL history query reads, as columns, with each group's most recent
+    usable jobs stored together (a check reads three short contiguous slices)."""
 
     def __init__(
         self,
         chunks: Iterable[Sequence[Any]],
         dims: list[tuple[str, str, int]],
         pairs: set[tuple[str, str]] | None = None,
+        limit: int = HISTORY_LIMIT,
     ) -> None:
         """``chunks``: batches of ``_HISTORY_SQL`` rows (turned into columns batch by batch,
-        so loading never holds all rows as Python objects at once)."""
+        so loading never holds all rows as Python objects at once); ``limit``: jobs per
+        group, the ``limit`` of the checks this index answers."""
         #: (user, account) pairs seen in any fact (``uses_account``).
         self.pairs = pairs or set()
+        self.limit = limit
         self.users = {n: i for k, n, i in dims if k == "u"}
         self.accounts = {n: i for k, n, i in dims if k == "a"}
         self.partitions = {n: i for k, n, i in dims if k == "p"}
@@ -207,41 +220,52 @@ class HistoryIndex:
         fid, user_id, account_id, pid, name_id = columns[:5]
         measures = columns[5:10]
         shared, end = columns[10], columns[11]
-        self.usable = usable_columns(*measures)
-        # Row-stacked so that a check gathers its rows with two takes instead of seven.
-        self.ids = np.stack([user_id, account_id, name_id])
-        self.floats = np.stack([*per_unit_power(*measures), shared.astype(np.float64)])
+        nodes, cpus, time_limit_s, elapsed_s, energy_it_j = measures
+        usable = usable_columns(nodes, cpus, time_limit_s, elapsed_s, energy_it_j)
+        rate, ratio = per_unit_rate(nodes, cpus, time_limit_s, elapsed_s, energy_it_j, shared)
+        table = np.stack([user_id, account_id, name_id, rate, ratio, shared]).astype(np.float64)
         zeros = np.zeros(len(fid), dtype=np.int64)
-        self.by_user = self._group(user_id, pid, end, fid)
-        self.by_account = self._group(account_id, pid, end, fid)
-        self.by_partition = self._group(zeros, pid, end, fid)
+        self.by_user = self._group(user_id, pid, end, fid, usable, table)
+        self.by_account = self._group(account_id, pid, end, fid, usable, table)
+        self.by_partition = self._group(zeros, pid, end, fid, usable, table)
 
-    @staticmethod
     def _group(
+        self,
         key: npt.NDArray[np.int64],
         pid: npt.NDArray[np.int64],
         end: npt.NDArray[np.int64],
         fid: npt.NDArray[np.int64],
+        usable: npt.NDArray[np.bool_],
+        rows: npt.NDArray[np.float64],
     ) -> _Groups:
+        """Per (key, partition): its ``limit`` most recent facts (end time, then id,
+        descending: the SQL history query's order), then the usable ones among them."""
         order = np.lexsort((-fid, -end, pid, key))
         if len(order) == 0:
-            return _Groups(order, {})
+            return _Groups(np.zeros((len(_ROWS), 0)), {})
         k, p = key[order], pid[order]
         starts = np.flatnonzero(np.r_[True, (k[1:] != k[:-1]) | (p[1:] != p[:-1])])
-        stops = np.r_[starts[1:], len(order)]
+        rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+        keep = (rank < self.limit) & usable[order]
+        kept = order[keep]
+        # Group boundaries in the kept rows: groups are contiguous and keep their order.
+        group = np.cumsum(np.r_[True, (k[1:] != k[:-1]) | (p[1:] != p[:-1])])[keep]
+        firsts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+        stops = np.r_[firsts[1:], len(kept)]
+        kk, pp = key[kept[firsts]], pid[kept[firsts]]
         slices = {
             (int(a), int(b)): (int(s), int(e))
-            for a, b, s, e in zip(k[starts], p[starts], starts, stops, strict=True)
+            for a, b, s, e in zip(kk, pp, firsts, stops, strict=True)
         }
-        return _Groups(order, slices)
+        return _Groups(np.ascontiguousarray(rows[:, kept]), slices)
 
-    def columns(self, request: JobRequest, limit: int) -> HistoryColumns:
+    def columns(self, request: JobRequest) -> HistoryColumns:
         """The usable rows among the user's, the account's and the partition's ``limit``
         most recent jobs in the partition (duplicates kept, as UNION ALL does)."""
         pid = self.partitions.get(request.partition)
         uid = self.users.get(request.user, -1)
         aid = self.accounts.get(request.account, -1)
-        parts = []
+        blocks = []
         if pid is not None:
             for groups, key in (
                 (self.by_user, (uid, pid)),
@@ -250,19 +274,21 @@ class HistoryIndex:
             ):
                 span = groups.slices.get(key)
                 if span is not None:
-                    parts.append(groups.order[span[0] : min(span[1], span[0] + limit)])
-        idx = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-        idx = idx[self.usable[idx]]
-        user_id, account_id, name_id = self.ids.take(idx, axis=1)
-        per_node_w, per_cpu_w, ratio, shared = self.floats.take(idx, axis=1)
+                    blocks.append(groups.block[:, span[0] : span[1]])
+        if len(blocks) == 1:
+            block = blocks[0]
+        elif blocks:
+            block = np.concatenate(blocks, axis=1)
+        else:
+            block = np.zeros((len(_ROWS), 0))
+        user_id, account_id, name_id, rate, ratio, shared = block
         user = user_id == uid
         return HistoryColumns(
             user_match=user,
             name_match=user & (name_id == self.names.get(request.job_name, -2)),
             account_match=account_id == aid,
             shared=shared != 0.0,
-            power_per_node_w=per_node_w,
-            power_per_cpu_w=per_cpu_w,
+            rate=rate,
             runtime_ratio=ratio,
         )
 
@@ -412,9 +438,9 @@ class MemoryCreditStore:
     def predict(self, request: JobRequest, limit: int) -> Prediction:
         """The prediction from the in-process history index (the warehouse's until loaded)."""
         index = self._history
-        if index is None:
+        if index is None or limit != index.limit:
             return self.sql.predict(request, limit)
-        return predict_columns(request, index.columns(request, limit))
+        return predict_columns(request, index.columns(request))
 
     def history(self, user: str, account: str, partition: str, limit: int) -> list[PastJob]:
         return self.sql.history(user, account, partition, limit)

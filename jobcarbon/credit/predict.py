@@ -20,6 +20,9 @@ import numpy.typing as npt
 Level = Literal["user+name", "user+partition", "account+partition", "partition", "default"]
 #: Above this a past job's power is a counter glitch, not a measurement.
 MAX_POWER_W_PER_NODE: Final = 50_000.0
+#: How many of the most recent jobs of the user, the account and the partition (each, in
+#: the request's partition) a prediction reads.
+HISTORY_LIMIT: Final = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,45 +100,50 @@ class HistoryColumns:
     name_match: npt.NDArray[np.bool_]
     account_match: npt.NDArray[np.bool_]
     shared: npt.NDArray[np.bool_]
-    #: ``per_unit_power`` of each job: its power per node, per CPU, runtime/limit ratio.
-    power_per_node_w: npt.NDArray[np.float64]
-    power_per_cpu_w: npt.NDArray[np.float64]
+    #: ``per_unit_rate`` of each job: energy per unit (CPU on shared nodes, else node) and
+    #: second of time limit, and runtime / limit.
+    rate: npt.NDArray[np.float64]
     runtime_ratio: npt.NDArray[np.float64]
 
     @classmethod
     def from_jobs(cls, request: JobRequest, jobs: Sequence[PastJob]) -> HistoryColumns:
         """Columns of ``jobs`` (already filtered to the partition and ``usable``)."""
         user = np.array([j.user == request.user for j in jobs], dtype=bool)
-        per_node, per_cpu, ratio = per_unit_power(
+        shared = np.array([j.shared for j in jobs], dtype=bool)
+        rate, ratio = per_unit_rate(
             np.array([j.nodes for j in jobs], dtype=np.float64),
             np.array([j.cpus for j in jobs], dtype=np.float64),
             np.array([j.time_limit_s for j in jobs], dtype=np.float64),
             np.array([j.elapsed_s for j in jobs], dtype=np.float64),
             np.array([j.energy_it_j for j in jobs], dtype=np.float64),
+            shared,
         )
         return cls(
             user_match=user,
             name_match=user & np.array([j.job_name == request.job_name for j in jobs], bool),
             account_match=np.array([j.account == request.account for j in jobs], dtype=bool),
-            shared=np.array([j.shared for j in jobs], dtype=bool),
-            power_per_node_w=per_node,
-            power_per_cpu_w=per_cpu,
+            shared=shared,
+            rate=rate,
             runtime_ratio=ratio,
         )
 
 
-def per_unit_power(
+def per_unit_rate(
     nodes: npt.NDArray[np.float64],
     cpus: npt.NDArray[np.float64],
     time_limit_s: npt.NDArray[np.float64],
     elapsed_s: npt.NDArray[np.float64],
     energy_it_j: npt.NDArray[np.float64],
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Per past job: power per node (W), power per CPU (W) and runtime / time limit (at most
-    1), the request-independent halves of ``_implied`` (meaningless for unusable jobs)."""
+    shared: npt.NDArray[np.bool_],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Per past job, the request-independent half of ``_implied``: its power per unit (per
+    CPU on shared nodes, else per node) x its runtime / time limit (at most 1), i.e. the
+    energy per unit and per second of time limit (J/s), and that ratio (meaningless for
+    unusable jobs)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         power_w = energy_it_j / elapsed_s
-        return power_w / nodes, power_w / cpus, np.minimum(1.0, elapsed_s / time_limit_s)
+        ratio = np.minimum(1.0, elapsed_s / time_limit_s)
+        return np.where(shared, power_w / cpus, power_w / nodes) * ratio, ratio
 
 
 def usable_columns(
@@ -153,17 +161,24 @@ def usable_columns(
 
 
 def _implied(
-    cols: HistoryColumns, mask: npt.NDArray[np.bool_], request: JobRequest
+    cols: HistoryColumns, mask: npt.NDArray[np.bool_] | None, request: JobRequest
 ) -> tuple[list[float], list[float]]:
-    """Sorted (energies J, runtimes s) the masked past jobs imply for the request: each job's
-    power per unit (node, or CPU on shared nodes) x the request's units x its runtime/limit
-    ratio x the request's limit. Element-wise float64, the same operations in the same
-    order as the scalar formula, so the numbers are bit-for-bit those of a Python loop."""
-    runtime_s = cols.runtime_ratio[mask] * float(request.time_limit_s)
-    per_cpu = cols.power_per_cpu_w[mask] * float(max(1, request.cpus))
-    per_node = cols.power_per_node_w[mask] * float(max(1, request.nodes))
-    power_w = np.where(cols.shared[mask], per_cpu, per_node)
-    return np.sort(power_w * runtime_s).tolist(), np.sort(runtime_s).tolist()
+    """Sorted (energies J, runtimes s) the masked past jobs (None: all) imply for the
+    request: each job's energy per unit and second of limit (``per_unit_rate``) x the
+    request's units (CPUs on shared nodes, else nodes) x its time limit, and its runtime /
+    limit ratio x the request's limit. The request's units x limit is an exact integer in
+    float64, so each implied energy is one rounding of the exact product; element-wise
+    float64, so the numbers are bit for bit those of a Python loop."""
+    limit = float(request.time_limit_s)
+    per_cpu, per_node = float(max(1, request.cpus)) * limit, float(max(1, request.nodes)) * limit
+    rate, ratio, shared = cols.rate, cols.runtime_ratio, cols.shared
+    if mask is not None:
+        rate, ratio, shared = rate[mask], ratio[mask], shared[mask]
+    energy = rate * (np.where(shared, per_cpu, per_node) if shared.any() else per_node)
+    energy.sort()
+    runtime = ratio * limit
+    runtime.sort()
+    return energy.tolist(), runtime.tolist()
 
 
 def predict(
@@ -197,14 +212,14 @@ def predict_columns(
     default_runtime_ratio: float = 0.5,
 ) -> Prediction:
     """``predict`` over usable past jobs of the request's partition given as columns."""
-    levels: list[tuple[Level, npt.NDArray[np.bool_]]] = [
+    levels: tuple[tuple[Level, npt.NDArray[np.bool_] | None], ...] = (
         ("user+name", cols.name_match),
         ("user+partition", cols.user_match),
         ("account+partition", cols.account_match),
-        ("partition", np.ones(len(cols.shared), dtype=bool)),
-    ]
+        ("partition", None),
+    )
     for level, mask in levels:
-        samples = int(np.count_nonzero(mask))
+        samples = len(cols.shared) if mask is None else int(np.count_nonzero(mask))
         if samples >= min_samples:
             energies, runtimes = _implied(cols, mask, request)
             return Prediction(
