@@ -16,8 +16,8 @@ pytestmark = pytest.mark.munge
 def verifier(request: pytest.FixtureRequest, munged) -> MungeVerifier:  # type: ignore[no-untyped-def]
     v = MungeVerifier(munged.socket)
     if request.param == "unmunge":
-        v._pymunge = None  # the binary path, used where libmunge cannot be loaded
-    elif v._pymunge is None:
+        v._lib = None  # the binary path, used where libmunge cannot be loaded
+    elif v._lib is None:
         pytest.fail("libmunge could not be loaded")
     return v
 
