@@ -37,6 +37,8 @@ uvicorn_log = logging.getLogger("uvicorn.error")
 #: a few hundred bytes, at most 4 KiB: jobcarbon.api.auth).
 MAX_HEAD_BYTES: Final = 16_384
 REQUEST_TIMEOUT_S: Final = 10.0
+#: A timeout tick this late (s) is put off by as much (see ``CheckProtocol._tick``).
+LATE_TICK_S: Final = 0.25
 _LINES: Final = (b"POST /v1/check HTTP/1.1\r\n", b"POST /v1/check HTTP/1.0\r\n")
 _LINE_LEN: Final = len(_LINES[0])
 _CRLF2: Final = b"\r\n\r\n"
@@ -86,6 +88,7 @@ class CheckProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._buf = bytearray()
         self._timer: asyncio.TimerHandle | None = None
+        self._due = 0.0  # loop time the timer is due
         self._since = 0.0  # loop time: the current request's first byte, or idle since
         # The request being parsed (set by the parser callbacks).
         self._headers: list[tuple[bytes, bytes]] = []
@@ -96,7 +99,7 @@ class CheckProtocol(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's: not a subclass
         self.server_state.connections.add(self)  # type: ignore[arg-type]
         self._since = self.loop.time()
-        self._timer = self.loop.call_later(self.config.timeout_keep_alive, self._tick)
+        self._arm(float(self.config.timeout_keep_alive))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop()
@@ -289,17 +292,27 @@ class CheckProtocol(asyncio.Protocol):
         self.server_state.connections.discard(self)
         self.transport = None
 
+    def _arm(self, delay: float) -> None:
+        self._due = self.loop.time() + delay
+        self._timer = self.loop.call_later(delay, self._tick)
+
     def _tick(self) -> None:
         """Close a connection idle for ``timeout_keep_alive`` or whose request has not
         arrived within ``REQUEST_TIMEOUT_S`` of its first byte (one timer per connection,
-        re-armed at its deadline: nothing to do per request)."""
+        re-armed at its deadline: nothing to do per request). A tick that runs late (the
+        loop was busy: timers run before the bytes that arrived meanwhile are read) waits a
+        little more rather than close a connection whose next request may be unread."""
         transport = self.transport
         if transport is None:
             return
+        now = self.loop.time()
+        if now - self._due > LATE_TICK_S:
+            self._arm(LATE_TICK_S)
+            return
         limit = REQUEST_TIMEOUT_S if self._buf else float(self.config.timeout_keep_alive)
-        left = self._since + limit - self.loop.time()
+        left = self._since + limit - now
         if left > 0:
-            self._timer = self.loop.call_later(left, self._tick)
+            self._arm(left)
             return
         if self._buf:
             log.warning("closed a connection: request not complete within %.0f s", limit)

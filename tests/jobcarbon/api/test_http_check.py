@@ -239,3 +239,59 @@ def test_idle_keep_alive_connection_is_closed(api_server: Server, conn: Conn) ->
     started = time.monotonic()
     assert conn.closed()  # uvicorn's timeout_keep_alive, 5 s by default
     assert 4 < time.monotonic() - started < 8
+
+
+class _Clock:
+    """A stand-in event loop: a settable time, timers recorded, never run by itself."""
+
+    def __init__(self) -> None:
+        self.now, self.timers = 0.0, []  # type: ignore[var-annotated]
+
+    def time(self) -> float:
+        return self.now
+
+    def call_later(self, delay: float, callback):  # type: ignore[no-untyped-def]
+        self.timers.append((self.now + delay, callback))
+        return _Handle()
+
+
+class _Handle:
+    def cancel(self) -> None:
+        pass
+
+
+class _Transport:
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_late_timeout_tick_does_not_close_a_busy_connection() -> None:
+    """After the loop was busy past the keep-alive deadline, the tick runs before the bytes
+    that arrived meanwhile: it waits a little instead of closing (no asyncio loop here, the
+    clock is moved by hand)."""
+    from types import SimpleNamespace
+
+    clock = _Clock()
+    state = SimpleNamespace(connections=set(), default_headers=[], total_requests=0)
+    config = SimpleNamespace(timeout_keep_alive=5)
+    protocol = http_check.CheckProtocol(config, state, {}, _loop=clock)  # type: ignore[arg-type]
+    transport = _Transport()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    due, tick = clock.timers[-1]
+    assert due == 5.0
+    clock.now = 30.0  # the loop stood still for 25 s
+    tick()
+    assert not transport.closed
+    due, tick = clock.timers[-1]
+    assert due == pytest.approx(30.0 + http_check.LATE_TICK_S)
+    protocol.data_received(b"POST /v1/ch")  # the request that was waiting (incomplete)
+    clock.now = due
+    tick()
+    assert not transport.closed  # a request started at 30 s has REQUEST_TIMEOUT_S
+    due, tick = clock.timers[-1]
+    assert due == pytest.approx(30.0 + http_check.REQUEST_TIMEOUT_S)
+    clock.now = due
+    tick()
+    assert transport.closed
