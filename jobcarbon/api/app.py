@@ -36,6 +36,8 @@ from jobcarbon.credit.store import CreditStore, UsageQuery
 log = logging.getLogger("jobcarbon.api")
 #: A /v1/check (or reservation) body: pydantic's model, or the fast path's struct.
 CheckBody = m.CheckRequest | wire.CheckRequest
+#: Where an answer given later goes: (HTTP status, JSON body).
+Reply = Callable[[int, bytes], None]
 
 
 class Verifier(Protocol):
@@ -325,16 +327,48 @@ def create_app(config: ApiConfig) -> "CreditApi":
                 identity = caller(credential, authorization)
             return 200, check_response(body, identity)
         except AuthError as exc:
-            log.warning("rejected POST /v1/check: %d %s", exc.status, exc)
-            return exc.status, _json({"detail": exc.reason})
+            return _rejected(exc)
         except ValidationError as exc:
             return _invalid(
                 [{"field": ".".join(str(p) for p in ("body", *e["loc"])), "error": e["msg"]}
                  for e in exc.errors()]
             )  # fmt: skip
 
+    verify_async = getattr(config.verifier, "verify_async", None)
+
+    def begin_check(
+        credential: str | None, authorization: str | None, raw: bytes, done: Reply
+    ) -> tuple[int, bytes] | None:
+        """``fast_check`` for a caller on the event loop that can wait: a plainly valid body
+        with a MUNGE credential is answered through ``done`` once munged has decoded the
+        credential without blocking the loop (None returned); everything else, right away,
+        by ``fast_check`` (the same steps: the body, the caller, the check)."""
+        body = wire.decode_check(raw)
+        if body is None or credential is None or verify_async is None:
+            return fast_check(credential, authorization, raw)
+
+        def decoded(identity: Identity | AuthError) -> None:
+            try:
+                if isinstance(identity, AuthError):
+                    raise identity
+                answer = 200, check_response(body, identity)
+            except AuthError as exc:
+                answer = _rejected(exc)
+            except Exception:
+                log.exception("Exception in POST /v1/check")
+                answer = 500, b"Internal Server Error"
+            done(*answer)
+
+        try:
+            verify_async(credential, decoded)
+        except AuthError as exc:
+            return _rejected(exc)
+        return None
+
     # Ahead of FastAPI's own entry and middleware stack (CreditApi.__call__).
-    app.front = FastCheck(app.call_fastapi, handle=fast_check, limit=config.max_request_bytes)
+    app.front = FastCheck(
+        app.call_fastapi, handle=fast_check, begin=begin_check, limit=config.max_request_bytes
+    )
 
     @app.post(
         "/v1/reservations",
@@ -453,6 +487,11 @@ def _json(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
 
 
+def _rejected(exc: AuthError) -> tuple[int, bytes]:
+    log.warning("rejected POST /v1/check: %d %s", exc.status, exc)
+    return exc.status, _json({"detail": exc.reason})
+
+
 def _invalid(details: list[dict[str, str]]) -> tuple[int, bytes]:
     log.warning("rejected POST /v1/check: 422 %s", details)
     return 422, _json({"detail": details})
@@ -479,15 +518,20 @@ class CreditApi(FastAPI):
 class FastCheck:
     """Middleware: ``POST /v1/check`` goes to ``handle`` (inline on the event loop: every
     step is in-process or a short local call to munged), with the body limit of
-    ``BodyLimit``; every other request goes on to the FastAPI app."""
+    ``BodyLimit``; every other request goes on to the FastAPI app. ``begin`` is the same
+    answer for jobcarbon.api.http_check, which can wait for munged without blocking."""
 
     def __init__(
         self,
         app: ASGIApp,
         handle: Callable[[str | None, str | None, bytes], tuple[int, bytes]],
         limit: int,
+        begin: Callable[[str | None, str | None, bytes, Reply], tuple[int, bytes] | None]
+        | None = None,
     ) -> None:
         self.app, self.handle, self.limit = app, handle, limit
+        self.begin = begin or (lambda credential, authorization, raw, done: handle(
+            credential, authorization, raw))  # fmt: skip
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != "/v1/check" or scope["method"] != "POST":

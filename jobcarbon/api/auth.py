@@ -9,6 +9,7 @@ user asked about.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
 import hmac
@@ -18,7 +19,10 @@ import subprocess
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from jobcarbon.api.munge_wire import AsyncDecoder
 
 #: A MUNGE credential: "MUNGE:" + base64 + ":" (a few hundred bytes in practice).
 _CRED_RE: Final = re.compile(r"MUNGE:[A-Za-z0-9+/]+={0,2}:")
@@ -108,7 +112,7 @@ class Libmunge:
             err = self._lib.munge_ctx_set(ctypes.c_void_p(ctx), _OPT_SOCKET, self.socket)
             if err != _SUCCESS:
                 self._lib.munge_ctx_destroy(ctypes.c_void_p(ctx))
-                raise _error(err, _text(self._lib.munge_strerror(err)))
+                raise munge_error(err, _text(self._lib.munge_strerror(err)))
             uid, gid = ctypes.c_uint32(), ctypes.c_uint32()
             state = local.state = (ctx, uid, gid, ctypes.addressof(uid), ctypes.addressof(gid))
         return state
@@ -119,7 +123,7 @@ class Libmunge:
         ctx, uid, gid, uid_p, gid_p = self._context()
         err = self._lib.munge_decode(credential, ctx, None, None, uid_p, gid_p)
         if err != _SUCCESS:
-            raise _error(err, _text(self._lib.munge_ctx_strerror(ctx)))
+            raise munge_error(err, _text(self._lib.munge_ctx_strerror(ctx)))
         return Identity(uid.value, gid.value)
 
 
@@ -144,32 +148,48 @@ class MungeVerifier:
     def __init__(self, socket: str) -> None:
         self.socket = socket
         self._lib = load_libmunge(socket)
+        self._async: AsyncDecoder | None = None
 
     def verify(self, credential: str) -> Identity:
         """The credential's uid and gid; AuthError(401) when munged rejects it,
         AuthError(503) when munged cannot be reached."""
         _check_format(credential)
+        return self._decode_blocking(credential.encode())
+
+    def verify_async(self, credential: str, done: Callable[[Identity | AuthError], None]) -> None:
+        """``verify`` on the running event loop (jobcarbon.api.munge_wire): ``done`` gets
+        the Identity or the AuthError; a malformed credential raises AuthError here."""
+        _check_format(credential)
+        loop = asyncio.get_running_loop()
+        decoder = self._async
+        if decoder is None or decoder.loop is not loop:
+            from jobcarbon.api.munge_wire import AsyncDecoder
+
+            decoder = self._async = AsyncDecoder(self.socket, loop, self._decode_blocking)
+        decoder.decode(credential.encode(), done)
+
+    def _decode_blocking(self, credential: bytes) -> Identity:
         if self._lib is not None:
-            return self._lib.decode(credential.encode())
+            return self._lib.decode(credential)
         return self._decode_bin(credential)
 
-    def _decode_bin(self, credential: str) -> Identity:
+    def _decode_bin(self, credential: bytes) -> Identity:
         out = subprocess.run(
             ["unmunge", "-S", self.socket, "-N", "-k", "UID,GID"],
-            input=credential.encode(),
+            input=credential,
             capture_output=True,
             timeout=5,
             check=False,
         )
         if out.returncode != 0:
-            raise _error(out.returncode, out.stderr.decode(errors="replace").strip())
+            raise munge_error(out.returncode, out.stderr.decode(errors="replace").strip())
         fields = dict(
             line.split(":", 1) for line in out.stdout.decode().splitlines() if ":" in line
         )
         return Identity(int(fields["UID"].split()[0]), int(fields["GID"].split()[0]))
 
 
-def _error(code: int, detail: str) -> AuthError:
+def munge_error(code: int, detail: str) -> AuthError:
     if code in _REASONS:
         return AuthError(401, _REASONS[code])
     return AuthError(503, f"cannot verify credential: munge error {code} ({detail})")

@@ -1,7 +1,8 @@
 """The HTTP/1.1 connection protocol of ``jobcarbon credit serve``: ``POST /v1/check`` is
-parsed (httptools, as uvicorn does) and answered right here, synchronously, without an
-ASGI task, scope or message per request; every other request, and any ``/v1/check``
-request out of the plain shape below, is handed over with its connection to uvicorn's own
+parsed (httptools, as uvicorn does) and answered right here, without an ASGI task, scope or
+message per request (the only wait, munged decoding the credential, is a callback on the
+event loop: jobcarbon.api.munge_wire); every other request, and any ``/v1/check`` request
+out of the plain shape below, is handed over with its connection to uvicorn's own
 ``HttpToolsProtocol`` (the FastAPI app, its OpenAPI, its errors), which keeps the
 connection from then on. uvicorn runs the server (sockets, lifespan, signals, graceful
 shutdown, the ``date`` and ``server`` headers) and instantiates this class per connection.
@@ -23,6 +24,7 @@ import asyncio
 import http
 import json
 import logging
+from collections.abc import Callable
 from typing import Any, Final, Protocol, cast
 
 import httptools
@@ -47,13 +49,18 @@ _HAND_OVER: Final = frozenset({b"transfer-encoding", b"expect", b"upgrade"})
 
 
 class CheckHandler(Protocol):
-    """What the protocol calls (``FastCheck`` in jobcarbon.api.app)."""
+    """What the protocol calls (``FastCheck`` in jobcarbon.api.app): ``begin`` answers
+    right away, or returns None and calls ``done`` later (munged decoding)."""
 
     limit: int
 
-    def handle(
-        self, credential: str | None, authorization: str | None, raw: bytes
-    ) -> tuple[int, bytes]: ...
+    def begin(
+        self,
+        credential: str | None,
+        authorization: str | None,
+        raw: bytes,
+        done: Callable[[int, bytes], None],
+    ) -> tuple[int, bytes] | None: ...
 
     def too_large(self) -> tuple[int, bytes]: ...
 
@@ -93,6 +100,7 @@ class CheckProtocol(asyncio.Protocol):
         # The request being parsed (set by the parser callbacks).
         self._headers: list[tuple[bytes, bytes]] = []
         self._headers_done = self._complete = self._keep_alive = False
+        self._waiting = False  # an answer is being computed (munged): read, do not parse
 
     # -- asyncio.Protocol ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -113,9 +121,13 @@ class CheckProtocol(asyncio.Protocol):
             self.transport.resume_reading()
 
     def shutdown(self) -> None:
-        """uvicorn's graceful shutdown: no request is ever in progress between two calls
-        of ``data_received`` here (each is answered synchronously), so close now."""
-        if self.transport is not None:
+        """uvicorn's graceful shutdown: close now, or after the answer munged is decoding
+        for."""
+        if self.transport is None:
+            return
+        if self._waiting:
+            self._keep_alive = False
+        else:
             self.transport.close()
 
     def data_received(self, data: bytes) -> None:
@@ -123,7 +135,7 @@ class CheckProtocol(asyncio.Protocol):
         if not buf:
             self._since = self.loop.time()
         buf += data
-        while buf and self.transport is not None:
+        while buf and self.transport is not None and not self._waiting:
             if not self._serve_one(buf):
                 return
 
@@ -162,11 +174,25 @@ class CheckProtocol(asyncio.Protocol):
             self._reject_invalid()
             return False
         del buf[:total]
-        self._respond(*self._answer(body))
+        answer = self._answer(body)
         self._headers, self._headers_done, self._complete = [], False, False
+        if answer is None:  # munged is decoding: the next request waits for this answer
+            self._waiting = True
+            return False
+        self._respond(*answer)
         if buf:
             self._since = self.loop.time()
         return True
+
+    def _answered(self, status: int, body: bytes) -> None:
+        """The answer of the request ``begin`` left waiting; then the requests behind it."""
+        self._waiting = False
+        if self.transport is None:  # closed meanwhile
+            return
+        self._respond(status, body)
+        if self._buf and self.transport is not None:
+            self._since = self.loop.time()
+            self.data_received(b"")
 
     def _content_length(self, buf: bytearray, head_len: int) -> int | None:
         """Parse the head (once per request) and decide: the body length of a request
@@ -197,7 +223,7 @@ class CheckProtocol(asyncio.Protocol):
             return None
         return length
 
-    def _answer(self, body: bytes) -> tuple[int, bytes]:
+    def _answer(self, body: bytes) -> tuple[int, bytes] | None:
         credential = authorization = None
         for name, value in self._headers:
             if name == b"x-munge-credential":
@@ -206,7 +232,7 @@ class CheckProtocol(asyncio.Protocol):
             elif name == b"authorization" and authorization is None:
                 authorization = value.decode("latin-1")
         try:
-            return self.front.handle(credential, authorization, body)
+            return self.front.begin(credential, authorization, body, self._answered)
         except Exception:
             uvicorn_log.exception("Exception in POST /v1/check")
             self._keep_alive = False
@@ -306,7 +332,7 @@ class CheckProtocol(asyncio.Protocol):
         if transport is None:
             return
         now = self.loop.time()
-        if now - self._due > LATE_TICK_S:
+        if now - self._due > LATE_TICK_S or self._waiting:  # (munged has its own timeout)
             self._arm(LATE_TICK_S)
             return
         limit = REQUEST_TIMEOUT_S if self._buf else float(self.config.timeout_keep_alive)

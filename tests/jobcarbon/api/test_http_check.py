@@ -157,6 +157,24 @@ def test_user_credentials_over_the_wire(api_server: Server, conn: Conn, munged) 
     assert status == 401 and b"replayed" in out
 
 
+def test_pipelined_checks_wait_for_munged_in_order(api_server: Server, conn: Conn, munged) -> None:  # type: ignore[no-untyped-def]
+    """Requests behind one whose credential munged is decoding (on the event loop) are
+    answered after it, in order; one of them replayed."""
+    first = munged.encode()
+    creds = [first, munged.encode(), first, munged.encode()]
+    bodies = [_body(api_server), _body(api_server, time_limit_s=60), _body(api_server),
+              _body(api_server, time_limit_s=7200)]  # fmt: skip
+    heads = [b"X-Munge-Credential: %s\r\n" % c.encode() for c in creds]
+    conn.send(b"".join(check(b, h) for b, h in zip(bodies, heads, strict=True)))
+    answers = [conn.response() for _ in bodies]
+    assert [a[0] for a in answers] == [200, 200, 401, 200]
+    assert b"replayed" in answers[2][2]
+    # the predicted runtime scales with the time limit asked: each answer is its request's
+    runtimes = [json.loads(a[2])["prediction"]["runtime_s"] for a in answers if a[0] == 200]
+    assert runtimes[0] == pytest.approx(60 * runtimes[1])
+    assert runtimes[2] == pytest.approx(120 * runtimes[1])
+
+
 def test_http_10_and_connection_close(api_server: Server) -> None:
     for request in (
         check(_body(api_server), version=b"1.0"),
