@@ -135,7 +135,7 @@ _HISTORY_SQL = text(
     """
 SELECT f.id, f.user_id, f.account_id, f.partition_id, COALESCE(f.job_name, ''),
        COALESCE(f.node_count, 0), COALESCE(f.cpus, 0), f.time_limit_s, f.elapsed_s,
-       f.energy_it_j, COALESCE(f.shared_node, FALSE), f.end_epoch
+       f.energy_it_j, COALESCE(f.shared_node, FALSE), COALESCE(f.end_epoch, -1)
 FROM fact_job f
 WHERE f.energy_it_j > 0 AND f.elapsed_s > 0 AND f.time_limit_s > 0
 """
@@ -231,12 +231,13 @@ class HistoryIndex:
             cols = list(zip(*rows, strict=True))
             if not cols:
                 continue
+            # Job names to ids: a Python step per distinct name, C (map) per row.
+            ids = {n: names.setdefault(n, len(names)) for n in dict.fromkeys(cols[4])}
             parts.append(
                 [np.array(cols[i], dtype=np.int64) for i in range(4)]
-                + [np.array([names.setdefault(n, len(names)) for n in cols[4]], np.int64)]
+                + [np.fromiter(map(ids.__getitem__, cols[4]), np.int64, len(cols[4]))]
                 + [np.array(cols[i], dtype=np.float64) for i in range(5, 10)]
-                + [np.array([bool(v) for v in cols[10]], dtype=bool)]
-                + [np.array([-1 if e is None else e for e in cols[11]], dtype=np.int64)]
+                + [np.array(cols[10], dtype=bool), np.array(cols[11], dtype=np.int64)]
             )
         types = [np.int64] * 5 + [np.float64] * 5 + [np.bool_, np.int64]
         columns = [
@@ -397,7 +398,9 @@ class MemoryCreditStore:
         with self.sql.engine.connect() as conn:  # a transaction: the cursor streams
             dims = [tuple(r) for r in conn.execute(_DIMS_SQL, {"cluster": self.sql.cluster})]
             pairs = {(r[0], r[1]) for r in conn.execute(_PAIRS_SQL)}
-            stream = conn.execution_options(stream_results=True).execute(_HISTORY_SQL)
+            stream = conn.execution_options(stream_results=True, max_row_buffer=CHUNK_ROWS).execute(
+                _HISTORY_SQL
+            )
             return HistoryIndex(stream.partitions(CHUNK_ROWS), dims, pairs)
 
     def _delta(self) -> tuple[int, tuple[list[OpenReservation], list[int], list[Adjustment]]]:
