@@ -307,14 +307,18 @@ def create_app(config: ApiConfig) -> "CreditApi":
         return Response(check_response(body, identity), media_type="application/json")
 
     def fast_check(
-        credential: str | None, authorization: str | None, raw: bytes
+        credential: str | None,
+        authorization: str | None,
+        raw: bytes,
+        decoded: wire.CheckRequest | None = None,
     ) -> tuple[int, bytes]:
         """``POST /v1/check`` without FastAPI's per-request machinery (dependency solving,
         thread hops, response re-validation): the same steps in the same order (JSON, then
         the caller, then the body's fields) and the same answers, statuses and log lines.
         A plainly valid body is decoded and validated in one step (``wire.decode_check``);
-        anything else takes the steps one by one."""
-        body: CheckBody | None = wire.decode_check(raw)
+        anything else takes the steps one by one (``decoded``: the body, if the caller has
+        already decoded it so)."""
+        body: CheckBody | None = decoded or wire.decode_check(raw)
         try:
             if body is None:
                 try:
@@ -345,7 +349,7 @@ def create_app(config: ApiConfig) -> "CreditApi":
         by ``fast_check`` (the same steps: the body, the caller, the check)."""
         body = wire.decode_check(raw)
         if body is None or credential is None or verify_async is None:
-            return fast_check(credential, authorization, raw)
+            return fast_check(credential, authorization, raw, body)
 
         def decoded(identity: Identity | AuthError) -> None:
             try:

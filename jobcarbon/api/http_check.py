@@ -98,7 +98,10 @@ class CheckProtocol(asyncio.Protocol):
         self._due = 0.0  # loop time the timer is due
         self._since = 0.0  # loop time: the current request's first byte, or idle since
         # The request being parsed (set by the parser callbacks).
-        self._headers: list[tuple[bytes, bytes]] = []
+        self._lengths: list[bytes] = []  # Content-Length values
+        self._credential: bytes | None = None  # the first X-Munge-Credential
+        self._authorization: bytes | None = None  # the first Authorization
+        self._odd = False  # a header that sends the request to uvicorn
         self._headers_done = self._complete = self._keep_alive = False
         self._waiting = False  # an answer is being computed (munged): read, do not parse
 
@@ -175,7 +178,8 @@ class CheckProtocol(asyncio.Protocol):
             return False
         del buf[:total]
         answer = self._answer(body)
-        self._headers, self._headers_done, self._complete = [], False, False
+        self._lengths, self._credential, self._authorization, self._odd = [], None, None, False
+        self._headers_done = self._complete = False
         if answer is None:  # munged is decoding: the next request waits for this answer
             self._waiting = True
             return False
@@ -209,11 +213,10 @@ class CheckProtocol(asyncio.Protocol):
             if not self._headers_done:
                 self._reject_invalid()
                 return None
-        lengths = [v for n, v in self._headers if n == b"content-length"]
-        if len(lengths) != 1 or any(n in _HAND_OVER for n, _ in self._headers):
+        if len(self._lengths) != 1 or self._odd:
             self._hand_over()
             return None
-        length = int(lengths[0])  # llhttp checked: digits only, not repeated
+        length = int(self._lengths[0])  # llhttp checked: digits only, not repeated
         if self._complete != (length == 0):  # cannot happen: llhttp frames as the head says
             self._reject_invalid()
             return None
@@ -224,13 +227,9 @@ class CheckProtocol(asyncio.Protocol):
         return length
 
     def _answer(self, body: bytes) -> tuple[int, bytes] | None:
-        credential = authorization = None
-        for name, value in self._headers:
-            if name == b"x-munge-credential":
-                if credential is None:
-                    credential = value.decode("latin-1")
-            elif name == b"authorization" and authorization is None:
-                authorization = value.decode("latin-1")
+        raw_credential, raw_authorization = self._credential, self._authorization
+        credential = None if raw_credential is None else raw_credential.decode("latin-1")
+        authorization = None if raw_authorization is None else raw_authorization.decode("latin-1")
         try:
             return self.front.begin(credential, authorization, body, self._answered)
         except Exception:
@@ -240,7 +239,17 @@ class CheckProtocol(asyncio.Protocol):
 
     # -- parser callbacks (httptools) ------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name.lower(), value))
+        name = name.lower()
+        if name == b"content-length":
+            self._lengths.append(value)
+        elif name == b"x-munge-credential":
+            if self._credential is None:
+                self._credential = value
+        elif name == b"authorization":
+            if self._authorization is None:
+                self._authorization = value
+        elif name in _HAND_OVER:
+            self._odd = True
 
     def on_headers_complete(self) -> None:
         self._headers_done = True

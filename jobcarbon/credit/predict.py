@@ -84,9 +84,10 @@ def usable(job: PastJob) -> bool:
 
 def quantile(sorted_values: Sequence[float], q: float) -> float:
     """Linear-interpolation quantile of an ascending, non-empty sequence."""
-    pos = q * (len(sorted_values) - 1)
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(sorted_values) - 1)
+    last = len(sorted_values) - 1
+    pos = q * last
+    lo = int(pos)  # floor: pos >= 0
+    hi = lo + 1 if lo < last else last
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
 
 
