@@ -125,24 +125,24 @@ def run_native(
     return latencies, failures, float(summary["wall_s"]), float(summary["cpu_s"])
 
 
+def _stat_seconds(path: str) -> float:
+    """User + system CPU seconds in a /proc ``stat`` file (0 once the process is gone)."""
+    try:
+        with open(path) as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
 def cpu_seconds(pids: Sequence[int]) -> float:
     """User + system CPU time consumed so far by ``pids`` (Linux /proc)."""
-    tick = float(os.sysconf("SC_CLK_TCK"))
-    total = 0.0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
-    return total
+    return sum(_stat_seconds(f"/proc/{pid}/stat") for pid in pids)
 
 
 def thread_cpu_seconds(pids: Sequence[int]) -> tuple[float, float]:
     """CPU seconds of ``pids``' main threads (a server worker's event loop, which answers
     the checks) and of their other threads (the state refresh), Linux /proc."""
-    tick = float(os.sysconf("SC_CLK_TCK"))
     main = other = 0.0
     for pid in pids:
         try:
@@ -150,12 +150,7 @@ def thread_cpu_seconds(pids: Sequence[int]) -> tuple[float, float]:
         except FileNotFoundError:
             continue
         for tid in tids:
-            try:
-                with open(f"/proc/{pid}/task/{tid}/stat") as fh:
-                    fields = fh.read().rsplit(")", 1)[1].split()
-            except FileNotFoundError:
-                continue
-            seconds = (int(fields[11]) + int(fields[12])) / tick
+            seconds = _stat_seconds(f"/proc/{pid}/task/{tid}/stat")
             if int(tid) == pid:
                 main += seconds
             else:

@@ -7,6 +7,7 @@ values: JSON integers only (no ``1.0`` or ``"1"``), the same bounds and patterns
 pydantic's Rust regexes is ``\\Z`` in Python's). Whatever it refuses goes through the
 pydantic path, which then gives its own answer and message, so clients see no difference.
 
+``CheckResponse`` is built from ``models.CheckResponse`` (``_mirror``), and
 ``encode_check`` writes what ``models.CheckResponse.model_dump_json`` writes: same field
 order, floats as shortest round-trip, UTC times with ``Z``. The one difference of msgspec's
 float output, positive exponents without ``+`` (``1e16``, pydantic ``1e+16``, only for
@@ -16,11 +17,13 @@ an answer (or one with a string that merely looks like that) is encoded by pydan
 
 from __future__ import annotations
 
+import functools
 import re
-from datetime import datetime
-from typing import Annotated, Final, Literal
+from types import UnionType
+from typing import Annotated, Any, Final, Union, get_args, get_origin
 
 import msgspec
+from pydantic import BaseModel
 
 from jobcarbon.api import models as m
 
@@ -69,64 +72,38 @@ def decode_check(raw: bytes) -> CheckRequest | None:
         return None
 
 
-class Prediction(msgspec.Struct):
-    energy_it_j: float
-    energy_low_j: float
-    energy_high_j: float
-    runtime_s: float
-    level: str
-    samples: int
+@functools.cache
+def _mirror(model: type[BaseModel]) -> Any:
+    """A msgspec struct with ``model``'s fields in its order (nested models mirrored
+    too), so the response is defined once, in ``models``. Builders pass floats as floats
+    (an int in a float field would be written ``1`` where pydantic writes ``1.0``)."""
+
+    def field_type(annotation: Any) -> Any:
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return _mirror(annotation)
+        origin, args = get_origin(annotation), get_args(annotation)
+        if origin in (Union, UnionType):
+            return Union[tuple(field_type(a) for a in args)]  # noqa: UP007
+        if origin is dict:
+            return dict.__class_getitem__((args[0], field_type(args[1])))
+        return annotation
+
+    fields = [(name, field_type(f.annotation)) for name, f in model.model_fields.items()]
+    return msgspec.defstruct(model.__name__, fields)
 
 
-class Equivalent(msgspec.Struct):
-    value: float
-    unit: str
-    label: str
-    source: str
-
-
-class Greener(msgspec.Struct):
-    begin_at: datetime
-    sbatch_begin: str | None
-    co2e_g: float
-    co2e_saved_g: float
-    intensity_g_per_kwh: float
-
-
-class CheckResponse(msgspec.Struct):
-    """``models.CheckResponse``, field for field, in its order. Builders pass floats as
-    floats (an int in a float field would be written ``1`` where pydantic writes ``1.0``)."""
-
-    user: str
-    account: str
-    checked_at: datetime
-    past_window_days: float
-    past_co2e_g: float
-    running_co2e_g: float
-    predicted_co2e_g: float
-    predicted_co2e_low_g: float
-    predicted_co2e_high_g: float
-    total_co2e_g: float
-    average_rate_g_per_kwh: float | None
-    budget_kg: float | None
-    used_kg: float | None
-    available_credit_kg: float | None
-    intensity_g_per_kwh: float
-    intensity_source: str
-    pue: float
-    prediction: Prediction
-    equivalents: dict[str, Equivalent]
-    decision: Literal["allow", "warn", "deny"]
-    message: str
-    suggested_begin: str | None
-    greener: Greener | None
+#: ``models.CheckResponse`` and its parts, as msgspec structs.
+CheckResponse: Any = _mirror(m.CheckResponse)
+Prediction: Any = CheckResponse.__annotations__["prediction"]
+Equivalent: Any = get_args(CheckResponse.__annotations__["equivalents"])[1]
+Greener: Any = get_args(CheckResponse.__annotations__["greener"])[0]
 
 
 _encode: Final = msgspec.json.Encoder().encode
 _POSITIVE_EXPONENT: Final = re.compile(rb"[0-9]e[0-9]")
 
 
-def encode_check(response: CheckResponse) -> bytes:
+def encode_check(response: Any) -> bytes:
     """``response`` as ``models.CheckResponse(...).model_dump_json()`` writes it."""
     out = _encode(response)
     if _POSITIVE_EXPONENT.search(out):
