@@ -46,10 +46,12 @@ from jobcarbon.credit.predict import (
     HISTORY_LIMIT,
     HistoryColumns,
     JobRequest,
+    LevelRows,
     PastJob,
     Prediction,
+    level_rows,
     per_unit_rate,
-    predict_columns,
+    predict_level,
     usable_columns,
 )
 from jobcarbon.credit.snapshot import (
@@ -70,6 +72,10 @@ log = logging.getLogger("jobcarbon.credit.memory")
 #: that keeps the GIL, so a whole 140k-row roll-up result at once stalled the worker's event
 #: loop for ~75-200 ms (every check then waited); 5 000 rows take a few milliseconds.
 CHUNK_ROWS: Final = 5_000
+
+#: Requests whose similar jobs an index keeps (``HistoryIndex.predict``; then it starts over).
+MAX_CACHED_LEVELS: Final = 100_000
+_UNSEEN: Final = object()
 
 #: Ids are handed out before commit, so a later id can commit first: each ledger read looks
 #: back this many ids (entries are keyed by id, replays are harmless).
@@ -221,6 +227,7 @@ class HistoryIndex:
         #: (user, account) pairs seen in any fact (``uses_account``).
         self.pairs = pairs or set()
         self.limit = limit
+        self._levels: dict[tuple[str, str, str, str], LevelRows | None] = {}
         self.users = {n: i for k, n, i in dims if k == "u"}
         self.accounts = {n: i for k, n, i in dims if k == "a"}
         self.partitions = {n: i for k, n, i in dims if k == "p"}
@@ -285,6 +292,19 @@ class HistoryIndex:
             for a, b, s, e in zip(kk, pp, firsts, stops, strict=True)
         }
         return _Groups(np.ascontiguousarray(rows[:, kept]), slices)
+
+    def predict(self, request: JobRequest) -> Prediction:
+        """``predict_columns`` over ``columns``, with the similar jobs found (they do not
+        depend on the request's size) kept per (user, account, partition, job name) until
+        the index is replaced: a repeated submission costs a few multiplications."""
+        key = (request.user, request.account, request.partition, request.job_name)
+        rows = self._levels.get(key, _UNSEEN)
+        if rows is _UNSEEN:
+            rows = level_rows(self.columns(request))
+            if len(self._levels) >= MAX_CACHED_LEVELS:
+                self._levels.clear()
+            self._levels[key] = rows
+        return predict_level(request, rows)  # type: ignore[arg-type]
 
     def columns(self, request: JobRequest) -> HistoryColumns:
         """The usable rows among the user's, the account's and the partition's ``limit``
@@ -474,7 +494,7 @@ class MemoryCreditStore:
         index = self._history
         if index is None or limit != index.limit:
             return self.sql.predict(request, limit)
-        return predict_columns(request, index.columns(request))
+        return index.predict(request)
 
     def history(self, user: str, account: str, partition: str, limit: int) -> list[PastJob]:
         return self.sql.history(user, account, partition, limit)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -82,7 +82,15 @@ def usable(job: PastJob) -> bool:
     return math.isfinite(power_per_node) and power_per_node <= MAX_POWER_W_PER_NODE
 
 
-def quantile(sorted_values: Sequence[float], q: float) -> float:
+class Sorted(Protocol):
+    """An ascending sequence of floats, as ``quantile`` reads it."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, i: int, /) -> float: ...
+
+
+def quantile(sorted_values: Sorted, q: float) -> float:
     """Linear-interpolation quantile of an ascending, non-empty sequence."""
     last = len(sorted_values) - 1
     pos = q * last
@@ -161,25 +169,100 @@ def usable_columns(
     return ok & np.isfinite(power_per_node) & (power_per_node <= MAX_POWER_W_PER_NODE)
 
 
-def _implied(
-    cols: HistoryColumns, mask: npt.NDArray[np.bool_] | None, request: JobRequest
-) -> tuple[list[float], list[float]]:
-    """Sorted (energies J, runtimes s) the masked past jobs (None: all) imply for the
-    request: each job's energy per unit and second of limit (``per_unit_rate``) x the
-    request's units (CPUs on shared nodes, else nodes) x its time limit, and its runtime /
-    limit ratio x the request's limit. The request's units x limit is an exact integer in
-    float64, so each implied energy is one rounding of the exact product; element-wise
-    float64, so the numbers are bit for bit those of a Python loop."""
+@dataclass(frozen=True, slots=True)
+class LevelRows:
+    """The similar past jobs a prediction uses, independent of the request's size: the
+    first level with enough of them, their rates (``per_unit_rate``) sorted apart for
+    exclusive and shared nodes, and their runtime / limit ratios sorted. The in-process
+    index keeps these per (user, account, partition, job name)."""
+
+    level: Level
+    samples: int
+    exclusive: list[float]
+    shared: list[float]
+    runtime_ratio: list[float]
+
+
+def level_rows(cols: HistoryColumns, min_samples: int = 3) -> LevelRows | None:
+    """The first of user+name, user+partition, account+partition, partition with at
+    least ``min_samples`` jobs (None: fewer in the whole partition)."""
+    levels: tuple[tuple[Level, npt.NDArray[np.bool_] | None], ...] = (
+        ("user+name", cols.name_match),
+        ("user+partition", cols.user_match),
+        ("account+partition", cols.account_match),
+        ("partition", None),
+    )
+    for level, mask in levels:
+        samples = len(cols.shared) if mask is None else int(np.count_nonzero(mask))
+        if samples >= min_samples:
+            rate, ratio, shared = cols.rate, cols.runtime_ratio, cols.shared
+            if mask is not None:
+                rate, ratio, shared = rate[mask], ratio[mask], shared[mask]
+            exclusive, on_shared = (
+                (rate[~shared], rate[shared]) if shared.any() else (rate, rate[:0])
+            )
+            return LevelRows(level, samples, np.sort(exclusive).tolist(),
+                             np.sort(on_shared).tolist(), np.sort(ratio).tolist())  # fmt: skip
+    return None
+
+
+class _Scaled:
+    """``values`` x ``factor``, element by element, as ``quantile`` reads it (a positive
+    factor keeps the order, so sorted values scaled are the scaled values sorted)."""
+
+    __slots__ = ("factor", "values")
+
+    def __init__(self, values: Sequence[float], factor: float) -> None:
+        self.values, self.factor = values, factor
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __getitem__(self, i: int) -> float:
+        return self.values[i] * self.factor
+
+
+def predict_level(
+    request: JobRequest,
+    rows: LevelRows | None,
+    *,
+    default_power_w_per_node: float = 500.0,
+    default_runtime_ratio: float = 0.5,
+) -> Prediction:
+    """The prediction from ``rows``: each job implies its rate x the request's units
+    (CPUs on shared nodes, else nodes) x its time limit, and its runtime ratio x that
+    limit; the median and 10th-90th percentiles of those. The request's units x limit is
+    an exact integer in float64, so each implied energy is one rounding of the exact
+    product. Without rows: the default power for half the limit."""
+    if rows is None:
+        runtime_s = default_runtime_ratio * request.time_limit_s
+        power_w = default_power_w_per_node * max(1, request.nodes)
+        return Prediction(
+            energy_it_j=power_w * runtime_s,
+            energy_low_j=0.0,
+            energy_high_j=2 * power_w * request.time_limit_s,
+            runtime_s=runtime_s,
+            level="default",
+            samples=0,
+        )
     limit = float(request.time_limit_s)
     per_cpu, per_node = float(max(1, request.cpus)) * limit, float(max(1, request.nodes)) * limit
-    rate, ratio, shared = cols.rate, cols.runtime_ratio, cols.shared
-    if mask is not None:
-        rate, ratio, shared = rate[mask], ratio[mask], shared[mask]
-    energy = rate * (np.where(shared, per_cpu, per_node) if shared.any() else per_node)
-    energy.sort()
-    runtime = ratio * limit
-    runtime.sort()
-    return energy.tolist(), runtime.tolist()
+    energies: Sorted
+    if not rows.shared:
+        energies = _Scaled(rows.exclusive, per_node)
+    elif not rows.exclusive:
+        energies = _Scaled(rows.shared, per_cpu)
+    else:  # both kinds: the order depends on the request's CPUs per node
+        energies = sorted([x * per_node for x in rows.exclusive] +
+                          [x * per_cpu for x in rows.shared])  # fmt: skip
+    return Prediction(
+        energy_it_j=quantile(energies, 0.5),
+        energy_low_j=quantile(energies, 0.1),
+        energy_high_j=quantile(energies, 0.9),
+        runtime_s=quantile(_Scaled(rows.runtime_ratio, limit), 0.5),
+        level=rows.level,
+        samples=rows.samples,
+    )
 
 
 def predict(
@@ -213,31 +296,9 @@ def predict_columns(
     default_runtime_ratio: float = 0.5,
 ) -> Prediction:
     """``predict`` over usable past jobs of the request's partition given as columns."""
-    levels: tuple[tuple[Level, npt.NDArray[np.bool_] | None], ...] = (
-        ("user+name", cols.name_match),
-        ("user+partition", cols.user_match),
-        ("account+partition", cols.account_match),
-        ("partition", None),
-    )
-    for level, mask in levels:
-        samples = len(cols.shared) if mask is None else int(np.count_nonzero(mask))
-        if samples >= min_samples:
-            energies, runtimes = _implied(cols, mask, request)
-            return Prediction(
-                energy_it_j=quantile(energies, 0.5),
-                energy_low_j=quantile(energies, 0.1),
-                energy_high_j=quantile(energies, 0.9),
-                runtime_s=quantile(runtimes, 0.5),
-                level=level,
-                samples=samples,
-            )
-    runtime_s = default_runtime_ratio * request.time_limit_s
-    power_w = default_power_w_per_node * max(1, request.nodes)
-    return Prediction(
-        energy_it_j=power_w * runtime_s,
-        energy_low_j=0.0,
-        energy_high_j=2 * power_w * request.time_limit_s,
-        runtime_s=runtime_s,
-        level="default",
-        samples=0,
+    return predict_level(
+        request,
+        level_rows(cols, min_samples),
+        default_power_w_per_node=default_power_w_per_node,
+        default_runtime_ratio=default_runtime_ratio,
     )

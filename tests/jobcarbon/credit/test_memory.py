@@ -91,6 +91,12 @@ def test_same_predictions_as_the_warehouse(loaded: tuple[Engine, dict]) -> None:
         want = sql.predict(request, 100)
         assert mem.predict(request, 100) == want  # bit for bit
         levels.add(want.level)
+        # The same user, account, partition and name again, another size: the index's
+        # kept similar jobs, scaled, equal the warehouse's prediction too.
+        other_size = dataclasses.replace(
+            request, nodes=request.nodes + 3, cpus=request.cpus * 2 + 1, time_limit_s=7_200
+        )
+        assert mem.predict(other_size, 100) == sql.predict(other_size, 100)
     assert {"user+name", "user+partition"} <= levels
     nowhere = dataclasses.replace(request, partition="no-such-partition")
     assert mem.predict(nowhere, 100) == sql.predict(nowhere, 100)
