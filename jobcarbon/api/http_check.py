@@ -177,12 +177,14 @@ class CheckProtocol(asyncio.Protocol):
             self._reject_invalid()
             return False
         del buf[:total]
-        answer = self._answer(body)
+        credential, authorization = self._credential, self._authorization
         self._lengths, self._credential, self._authorization, self._odd = [], None, None, False
         self._headers_done = self._complete = False
+        self._waiting = True  # until answered (``_answered`` clears it)
+        answer = self._answer(credential, authorization, body)
         if answer is None:  # munged is decoding: the next request waits for this answer
-            self._waiting = True
             return False
+        self._waiting = False
         self._respond(*answer)
         if buf:
             self._since = self.loop.time()
@@ -226,8 +228,9 @@ class CheckProtocol(asyncio.Protocol):
             return None
         return length
 
-    def _answer(self, body: bytes) -> tuple[int, bytes] | None:
-        raw_credential, raw_authorization = self._credential, self._authorization
+    def _answer(
+        self, raw_credential: bytes | None, raw_authorization: bytes | None, body: bytes
+    ) -> tuple[int, bytes] | None:
         credential = None if raw_credential is None else raw_credential.decode("latin-1")
         authorization = None if raw_authorization is None else raw_authorization.decode("latin-1")
         try:

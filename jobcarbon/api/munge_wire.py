@@ -123,8 +123,8 @@ class AsyncDecoder:
         self._sweep: asyncio.TimerHandle | None = None
 
     def decode(self, credential: bytes, done: Done) -> None:
-        """Send ``credential`` to munged; ``done`` gets its Identity or the AuthError (on
-        the loop, later, or right away when falling back)."""
+        """Send ``credential`` to munged; ``done`` gets its Identity or the AuthError, on
+        the loop, always after this call has returned (also when falling back)."""
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.setblocking(False)
         request = decode_request(credential)
@@ -135,11 +135,11 @@ class AsyncDecoder:
             sock.close()
             if exc.errno not in (errno.EAGAIN, errno.ECONNREFUSED, errno.ENOENT):
                 log.warning("munged at %s: %s; decoding through libmunge", self.path, exc)
-            _call(done, self._blocking, credential)
+            self.loop.call_soon(_call, done, self._blocking, credential)
             return
         if sent != len(request):  # a truncated request: munged drops it undecoded
             sock.close()
-            _call(done, self._blocking, credential)
+            self.loop.call_soon(_call, done, self._blocking, credential)
             return
         pending = _Pending(sock, done, self.loop.time() + TIMEOUT_S)
         self._pending[sock.fileno()] = pending

@@ -313,3 +313,53 @@ def test_a_late_timeout_tick_does_not_close_a_busy_connection() -> None:
     clock.now = due
     tick()
     assert transport.closed
+
+
+class _Written(_Transport):
+    def __init__(self) -> None:
+        self.out: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.out.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+
+def test_answers_in_order_whenever_begin_calls_back() -> None:
+    """A handler that answers through the callback, before returning or later, or right
+    away: each request of a pipelined write gets one answer, in order."""
+    from types import SimpleNamespace
+
+    pending: list[tuple[object, bytes]] = []
+
+    class Front:
+        limit = 16_384
+
+        def too_large(self) -> tuple[int, bytes]:
+            return 413, b"{}"
+
+        def begin(self, credential, authorization, raw, done):  # type: ignore[no-untyped-def]
+            kind = json.loads(raw)["kind"]
+            if kind == "now":
+                return 200, raw
+            if kind == "inside":
+                done(200, raw)  # before returning
+                return None
+            pending.append((done, raw))
+            return None
+
+    clock = _Clock()
+    state = SimpleNamespace(connections=set(), default_headers=[], total_requests=0)
+    protocol = http_check.check_protocol(Front())(  # type: ignore[arg-type]
+        SimpleNamespace(timeout_keep_alive=5), state, {}, _loop=clock
+    )
+    transport = _Written()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    kinds = ["later", "inside", "now", "later", "now"]
+    protocol.data_received(b"".join(check(json.dumps({"kind": k}).encode()) for k in kinds))
+    while pending:
+        done, raw = pending.pop(0)
+        done(200, raw)  # type: ignore[operator]
+    bodies = [out.rsplit(b"\r\n\r\n", 1)[1] for out in transport.out]
+    assert [json.loads(b)["kind"] for b in bodies] == kinds

@@ -169,3 +169,18 @@ def test_no_munged_falls_back_before_sending(tmp_path: Path) -> None:
 
     assert _decode(str(tmp_path / "none.socket"), "MUNGE:AAAA:", fallback) == Identity(1, 1)
     assert seen == [b"MUNGE:AAAA:"]
+
+
+def test_the_fallback_answers_after_decode_returns(tmp_path: Path) -> None:
+    """``done`` never runs inside ``decode`` (the caller sets its waiting state after)."""
+
+    async def run() -> list[object]:
+        answers: list[object] = []
+        decoder = mw.AsyncDecoder(str(tmp_path / "none.socket"), asyncio.get_running_loop(),
+                                  lambda credential: Identity(1, 1))  # fmt: skip
+        decoder.decode(b"MUNGE:AAAA:", answers.append)
+        assert answers == []
+        await asyncio.sleep(0)
+        return answers
+
+    assert asyncio.run(run()) == [Identity(1, 1)]
