@@ -55,15 +55,16 @@ def start_postgres(tmp: Path) -> tuple[str, list[str]]:
     return f"postgresql+psycopg://jc@127.0.0.1:{port}/bench", stop
 
 
-def start_munged(tmp: Path) -> tuple[str, subprocess.Popen[bytes]]:
-    """(socket path, process) of a munged with a fresh key in ``tmp``."""
+def start_munged(tmp: Path, threads: int = 8) -> tuple[str, subprocess.Popen[bytes]]:
+    """(socket path, process) of a munged with a fresh key in ``tmp`` and ``threads`` work
+    threads."""
     tmp.chmod(0o755)
     key, sock = tmp / "munge.key", tmp / "munge.socket"
     subprocess.run(["mungekey", "--create", f"--keyfile={key}"], check=True, capture_output=True)
     proc = subprocess.Popen(
         ["munged", "-F", "--force", f"--socket={sock}", f"--key-file={key}",
          f"--pid-file={tmp / 'munged.pid'}", f"--log-file={tmp / 'munged.log'}",
-         f"--seed-file={tmp / 'munged.seed'}", "--num-threads=8"],
+         f"--seed-file={tmp / 'munged.seed'}", f"--num-threads={threads}"],
     )  # fmt: skip
     for _ in range(300):
         if sock.exists():

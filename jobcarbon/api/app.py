@@ -19,21 +19,25 @@ from typing import Annotated, Any, Protocol
 import msgspec
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jobcarbon.api import models as m
+from jobcarbon.api import wire
 from jobcarbon.api.auth import AuthError, Identity, check_bearer
 from jobcarbon.credit.check import CheckResult, run_check
 from jobcarbon.credit.greener import ForecastPoint
 from jobcarbon.credit.policy import Policy, PolicyError, budget_kg, parse_policy, period_bounds
 from jobcarbon.credit.policy import previous_period_start as prev_start
-from jobcarbon.credit.predict import JobRequest
+from jobcarbon.credit.predict import HISTORY_LIMIT, JobRequest
 from jobcarbon.credit.store import CreditStore, UsageQuery
 
 log = logging.getLogger("jobcarbon.api")
-HISTORY_LIMIT = 100
+#: A /v1/check (or reservation) body: pydantic's model, or the fast path's struct.
+CheckBody = m.CheckRequest | wire.CheckRequest
+#: Where an answer given later goes: (HTTP status, JSON body).
+Reply = Callable[[int, bytes], None]
 
 
 class Verifier(Protocol):
@@ -132,7 +136,7 @@ async def _empty_receive() -> Message:
     return {"type": "http.request", "body": b"", "more_body": False}
 
 
-def create_app(config: ApiConfig) -> FastAPI:
+def create_app(config: ApiConfig) -> "CreditApi":
     """The credit API over ``config``."""
     app = CreditApi(
         title="jobcarbon credit API",
@@ -187,7 +191,7 @@ def create_app(config: ApiConfig) -> FastAPI:
             if (account, user) not in policy.users and not config.store.uses_account(user, account):
                 raise AuthError(403, f"account {account!r} is not one of {user!r}'s accounts")
 
-    def check(body: m.CheckRequest, now: datetime) -> CheckResult:
+    def check(body: CheckBody, now: datetime) -> CheckResult:
         policy = config.policy.policy
         request = JobRequest(
             user=body.user,
@@ -236,94 +240,139 @@ def create_app(config: ApiConfig) -> FastAPI:
         """Liveness for orchestrators (no authentication, no data)."""
         return {"status": "ok"}
 
-    def check_response(body: m.CheckRequest, identity: Identity | None) -> m.CheckResponse:
-        """The answer of ``POST /v1/check`` (both the FastAPI route and the fast front)."""
+    def check_response(body: CheckBody, identity: Identity | None) -> bytes:
+        """The answer of ``POST /v1/check`` (both the FastAPI route and the fast front):
+        ``models.CheckResponse`` as JSON (jobcarbon.api.wire)."""
         authorize(identity, body.user, body.account)
         now = config.clock()
         r = check(body, now)
         policy = config.policy.policy
         eq = {e.name: e for e in policy.equivalences}
-        return m.CheckResponse(
-            user=body.user,
-            account=body.account,
-            checked_at=now,
-            past_window_days=policy.past_window_days,
-            past_co2e_g=r.past_co2e_g,
-            running_co2e_g=r.running_co2e_g,
-            predicted_co2e_g=r.predicted_co2e_g,
-            predicted_co2e_low_g=r.predicted_co2e_low_g,
-            predicted_co2e_high_g=r.predicted_co2e_high_g,
-            total_co2e_g=r.total_co2e_g,
-            average_rate_g_per_kwh=r.average_rate_g_per_kwh,
-            budget_kg=r.budget_kg,
-            used_kg=r.used_kg,
-            available_credit_kg=r.available_kg,
-            intensity_g_per_kwh=r.intensity_g_per_kwh,
-            intensity_source=r.intensity_source,
-            pue=r.pue,
-            prediction=m.Prediction(
-                energy_it_j=r.prediction.energy_it_j,
-                energy_low_j=r.prediction.energy_low_j,
-                energy_high_j=r.prediction.energy_high_j,
-                runtime_s=r.prediction.runtime_s,
-                level=r.prediction.level,
-                samples=r.prediction.samples,
-            ),
-            equivalents={
-                name: m.Equivalent(
-                    value=value, unit=eq[name].unit, label=eq[name].label, source=eq[name].source
-                )
-                for name, value in r.equivalents.items()
-            },
-            decision=r.decision,
-            message=r.message,
-            suggested_begin=r.greener.sbatch_begin if r.greener else None,
-            greener=(
-                m.Greener(
-                    begin_at=r.greener.begin_at,
-                    sbatch_begin=r.greener.sbatch_begin,
-                    co2e_g=r.greener.co2e_g,
-                    co2e_saved_g=r.greener.co2e_saved_g,
-                    intensity_g_per_kwh=r.greener.intensity_g_per_kwh,
-                )
-                if r.greener
-                else None
-            ),
+        p, g = r.prediction, r.greener
+        return wire.encode_check(
+            wire.CheckResponse(
+                user=body.user,
+                account=body.account,
+                checked_at=now,
+                past_window_days=float(policy.past_window_days),
+                past_co2e_g=float(r.past_co2e_g),
+                running_co2e_g=float(r.running_co2e_g),
+                predicted_co2e_g=float(r.predicted_co2e_g),
+                predicted_co2e_low_g=float(r.predicted_co2e_low_g),
+                predicted_co2e_high_g=float(r.predicted_co2e_high_g),
+                total_co2e_g=float(r.total_co2e_g),
+                average_rate_g_per_kwh=_float(r.average_rate_g_per_kwh),
+                budget_kg=_float(r.budget_kg),
+                used_kg=_float(r.used_kg),
+                available_credit_kg=_float(r.available_kg),
+                intensity_g_per_kwh=float(r.intensity_g_per_kwh),
+                intensity_source=r.intensity_source,
+                pue=float(r.pue),
+                prediction=wire.Prediction(
+                    float(p.energy_it_j),
+                    float(p.energy_low_j),
+                    float(p.energy_high_j),
+                    float(p.runtime_s),
+                    p.level,
+                    p.samples,
+                ),
+                equivalents={
+                    name: wire.Equivalent(
+                        float(value), eq[name].unit, eq[name].label, eq[name].source
+                    )
+                    for name, value in r.equivalents.items()
+                },
+                decision=r.decision,
+                message=r.message,
+                suggested_begin=g.sbatch_begin if g else None,
+                greener=(
+                    wire.Greener(
+                        g.begin_at,
+                        g.sbatch_begin,
+                        float(g.co2e_g),
+                        float(g.co2e_saved_g),
+                        float(g.intensity_g_per_kwh),
+                    )
+                    if g
+                    else None
+                ),
+            )
         )
 
     @app.post("/v1/check", response_model=m.CheckResponse, responses=errors)
     def post_check(
         body: m.CheckRequest, identity: Annotated[Identity | None, Depends(caller)]
-    ) -> m.CheckResponse:
+    ) -> Response:
         """Past, running, predicted and total emissions, credit left, and a decision."""
-        return check_response(body, identity)
+        return Response(check_response(body, identity), media_type="application/json")
 
     def fast_check(
-        credential: str | None, authorization: str | None, raw: bytes
+        credential: str | None,
+        authorization: str | None,
+        raw: bytes,
+        decoded: wire.CheckRequest | None = None,
     ) -> tuple[int, bytes]:
         """``POST /v1/check`` without FastAPI's per-request machinery (dependency solving,
         thread hops, response re-validation): the same steps in the same order (JSON, then
-        the caller, then the body's fields) and the same answers, statuses and log lines."""
+        the caller, then the body's fields) and the same answers, statuses and log lines.
+        A plainly valid body is decoded and validated in one step (``wire.decode_check``);
+        anything else takes the steps one by one (``decoded``: the body, if the caller has
+        already decoded it so)."""
+        body: CheckBody | None = decoded or wire.decode_check(raw)
         try:
-            data = _decode(raw)
-        except ValueError as exc:
-            return _invalid([{"field": "body", "error": f"JSON decode error ({exc})"}])
-        try:
-            identity = caller(credential, authorization)
-            body = m.CheckRequest.model_validate(data)
-            answer = check_response(body, identity)
+            if body is None:
+                try:
+                    data = _decode(raw)
+                except ValueError as exc:
+                    return _invalid([{"field": "body", "error": f"JSON decode error ({exc})"}])
+                identity = caller(credential, authorization)
+                body = m.CheckRequest.model_validate(data)
+            else:
+                identity = caller(credential, authorization)
+            return 200, check_response(body, identity)
         except AuthError as exc:
-            log.warning("rejected POST /v1/check: %d %s", exc.status, exc)
-            return exc.status, _json({"detail": exc.reason})
+            return _rejected(exc)
         except ValidationError as exc:
             return _invalid(
                 [{"field": ".".join(str(p) for p in ("body", *e["loc"])), "error": e["msg"]}
                  for e in exc.errors()]
             )  # fmt: skip
-        return 200, answer.model_dump_json().encode()
+
+    verify_async = getattr(config.verifier, "verify_async", None)
+
+    def begin_check(
+        credential: str | None, authorization: str | None, raw: bytes, done: Reply
+    ) -> tuple[int, bytes] | None:
+        """``fast_check`` for a caller on the event loop that can wait: a plainly valid body
+        with a MUNGE credential is answered through ``done`` once munged has decoded the
+        credential without blocking the loop (None returned); everything else, right away,
+        by ``fast_check`` (the same steps: the body, the caller, the check)."""
+        body = wire.decode_check(raw)
+        if body is None or credential is None or verify_async is None:
+            return fast_check(credential, authorization, raw, body)
+
+        def decoded(identity: Identity | AuthError) -> None:
+            try:
+                if isinstance(identity, AuthError):
+                    raise identity
+                answer = 200, check_response(body, identity)
+            except AuthError as exc:
+                answer = _rejected(exc)
+            except Exception:
+                log.exception("Exception in POST /v1/check")
+                answer = 500, b"Internal Server Error"
+            done(*answer)
+
+        try:
+            verify_async(credential, decoded)
+        except AuthError as exc:
+            return _rejected(exc)
+        return None
 
     # Ahead of FastAPI's own entry and middleware stack (CreditApi.__call__).
-    app.front = FastCheck(app.call_fastapi, handle=fast_check, limit=config.max_request_bytes)
+    app.front = FastCheck(
+        app.call_fastapi, handle=fast_check, begin=begin_check, limit=config.max_request_bytes
+    )
 
     @app.post(
         "/v1/reservations",
@@ -434,8 +483,17 @@ def _decode(raw: bytes) -> Any:
         return json.loads(raw)
 
 
+def _float(value: float | None) -> float | None:
+    return None if value is None else float(value)
+
+
 def _json(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _rejected(exc: AuthError) -> tuple[int, bytes]:
+    log.warning("rejected POST /v1/check: %d %s", exc.status, exc)
+    return exc.status, _json({"detail": exc.reason})
 
 
 def _invalid(details: list[dict[str, str]]) -> tuple[int, bytes]:
@@ -449,7 +507,7 @@ class CreditApi(FastAPI):
     stack, telemetry hooks: about 40 us of CPU per check, bench.credit); unexpected errors
     there become the ASGI server's 500, as Starlette's handler would answer."""
 
-    front: ASGIApp | None = None
+    front: "FastCheck | None" = None
 
     async def call_fastapi(self, scope: Scope, receive: Receive, send: Send) -> None:
         await super().__call__(scope, receive, send)
@@ -464,15 +522,20 @@ class CreditApi(FastAPI):
 class FastCheck:
     """Middleware: ``POST /v1/check`` goes to ``handle`` (inline on the event loop: every
     step is in-process or a short local call to munged), with the body limit of
-    ``BodyLimit``; every other request goes on to the FastAPI app."""
+    ``BodyLimit``; every other request goes on to the FastAPI app. ``begin`` is the same
+    answer for jobcarbon.api.http_check, which can wait for munged without blocking."""
 
     def __init__(
         self,
         app: ASGIApp,
         handle: Callable[[str | None, str | None, bytes], tuple[int, bytes]],
         limit: int,
+        begin: Callable[[str | None, str | None, bytes, Reply], tuple[int, bytes] | None]
+        | None = None,
     ) -> None:
         self.app, self.handle, self.limit = app, handle, limit
+        self.begin = begin or (lambda credential, authorization, raw, done: handle(
+            credential, authorization, raw))  # fmt: skip
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != "/v1/check" or scope["method"] != "POST":
@@ -485,7 +548,7 @@ class FastCheck:
             elif name == b"authorization" and authorization is None:
                 authorization = value.decode("latin-1")
             elif name == b"content-length" and (not value.isdigit() or int(value) > self.limit):
-                await self._reply(send, *self._too_large())
+                await self._reply(send, *self.too_large())
                 return
         chunks, seen, more = [], 0, True
         while more:
@@ -495,13 +558,13 @@ class FastCheck:
             chunk = message.get("body", b"")
             seen += len(chunk)
             if seen > self.limit:
-                await self._reply(send, *self._too_large())
+                await self._reply(send, *self.too_large())
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
         await self._reply(send, *self.handle(credential, authorization, b"".join(chunks)))
 
-    def _too_large(self) -> tuple[int, bytes]:
+    def too_large(self) -> tuple[int, bytes]:
         reason = f"request body larger than {self.limit} bytes"
         log.warning("rejected POST /v1/check: 413 %s", reason)
         return 413, _json({"detail": reason})

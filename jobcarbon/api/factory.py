@@ -10,10 +10,9 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from fastapi import FastAPI
 from sqlalchemy import Engine
 
-from jobcarbon.api.app import ApiConfig, PolicyHolder, create_app
+from jobcarbon.api.app import ApiConfig, CreditApi, PolicyHolder, create_app
 from jobcarbon.api.auth import MungeVerifier, uid_resolver
 from jobcarbon.credit.greener import ForecastPoint
 from jobcarbon.credit.memory import Generation, MemoryCreditStore
@@ -105,7 +104,7 @@ class WarehouseForecast:
         return [p for p in self._points if p.end_at > now]
 
 
-def build_app(settings: Settings) -> FastAPI:
+def build_app(settings: Settings) -> CreditApi:
     """The credit API configured from ``settings``."""
     return create_app(build_app_config(settings))
 
@@ -151,7 +150,7 @@ def build_app_config(settings: Settings, *, serving: bool = True) -> ApiConfig:
     )
 
 
-def app_from_environment() -> FastAPI:
+def app_from_environment() -> CreditApi:
     """uvicorn factory for worker processes: settings from ``JOBCARBON_CONFIG`` / env."""
     from jobcarbon.settings import load_settings
 

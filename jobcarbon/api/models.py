@@ -9,11 +9,21 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 #: User, account, partition and cluster names: what Slurm and POSIX accept, nothing more.
+#: (Patterns are pydantic's Rust regexes, where ``$`` is the end of the text.)
 NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._-]*$"
-Name = Annotated[str, Field(min_length=1, max_length=64, pattern=NAME_PATTERN)]
+NAME_MAX = 64
+Name = Annotated[str, Field(min_length=1, max_length=NAME_MAX, pattern=NAME_PATTERN)]
 #: Job names are free text, but printable and bounded.
-JobName = Annotated[str, Field(max_length=256, pattern=r"^[^\x00-\x1f\x7f]*$")]
+JOB_NAME_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+JOB_NAME_MAX = 256
+JobName = Annotated[str, Field(max_length=JOB_NAME_MAX, pattern=JOB_NAME_PATTERN)]
 MAX_TIME_LIMIT_S = 366 * 86_400
+#: Bounds of the request's numbers: (ge, le).
+NODES = (1, 100_000)
+CPUS = (1, 10_000_000)
+GPUS = (0, 1_000_000)
+TIME_LIMIT_S = (1, MAX_TIME_LIMIT_S)
+MAX_DELAY_S = (0, 7 * 86_400)
 
 
 class CheckRequest(BaseModel):
@@ -25,13 +35,13 @@ class CheckRequest(BaseModel):
     account: Name
     partition: Name
     cluster: Name | None = None
-    nodes: int = Field(1, ge=1, le=100_000)
-    cpus: int = Field(1, ge=1, le=10_000_000)
-    gpus: int = Field(0, ge=0, le=1_000_000)
-    time_limit_s: int = Field(..., ge=1, le=MAX_TIME_LIMIT_S)
+    nodes: int = Field(1, ge=NODES[0], le=NODES[1])
+    cpus: int = Field(1, ge=CPUS[0], le=CPUS[1])
+    gpus: int = Field(0, ge=GPUS[0], le=GPUS[1])
+    time_limit_s: int = Field(..., ge=TIME_LIMIT_S[0], le=TIME_LIMIT_S[1])
     job_name: JobName = ""
     #: How long the user lets the greener-start search delay the job (policy caps it).
-    max_delay_s: int | None = Field(None, ge=0, le=7 * 86_400)
+    max_delay_s: int | None = Field(None, ge=MAX_DELAY_S[0], le=MAX_DELAY_S[1])
 
 
 class ReservationRequest(CheckRequest):

@@ -16,8 +16,13 @@ import socket
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
+from typing import Any
 
-APP = "jobcarbon.api.factory:app_from_environment"
+import uvicorn
+
+from jobcarbon.api.app import CreditApi
+from jobcarbon.api.http_check import check_protocol
+
 log = logging.getLogger("jobcarbon.api.serve")
 
 
@@ -33,12 +38,22 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 def worker(host: str, port: int) -> None:
-    """One worker process: uvicorn (uvloop, httptools) on its own reuse-port socket."""
-    import uvicorn
+    """One worker process: uvicorn (uvloop) on its own reuse-port socket, with
+    ``POST /v1/check`` answered by ``CheckProtocol`` and everything else by uvicorn's
+    httptools protocol (jobcarbon.api.http_check)."""
+    from jobcarbon.api.factory import app_from_environment
 
-    config = uvicorn.Config(APP, factory=True, log_level="warning", loop="uvloop",
-                            http="httptools", access_log=False)  # fmt: skip
-    uvicorn.Server(config).run(sockets=[listen(host, port)])
+    app = app_from_environment()
+    uvicorn_server(app).run(sockets=[listen(host, port)])
+
+
+def uvicorn_server(app: CreditApi, **options: Any) -> uvicorn.Server:
+    """uvicorn serving ``app`` with the /v1/check protocol (``options``: more of
+    ``uvicorn.Config``'s, e.g. host and port)."""
+    protocol = check_protocol(app.front) if app.front is not None else "httptools"
+    config = uvicorn.Config(app, log_level="warning", loop="uvloop", http=protocol,
+                            access_log=False, **options)  # fmt: skip
+    return uvicorn.Server(config)
 
 
 def serve(host: str, port: int, workers: int) -> None:

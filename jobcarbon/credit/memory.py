@@ -24,11 +24,14 @@ answered by the warehouse as before.
 from __future__ import annotations
 
 import fcntl
+import gc
+import itertools
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
@@ -40,12 +43,15 @@ from sqlalchemy import text
 from jobcarbon.credit.check import Usage
 from jobcarbon.credit.policy import previous_period_start
 from jobcarbon.credit.predict import (
+    HISTORY_LIMIT,
     HistoryColumns,
     JobRequest,
+    LevelRows,
     PastJob,
     Prediction,
-    per_unit_power,
-    predict_columns,
+    level_rows,
+    per_unit_rate,
+    predict_level,
     usable_columns,
 )
 from jobcarbon.credit.snapshot import (
@@ -62,6 +68,15 @@ from jobcarbon.credit.store import LedgerEntry, UsageQuery
 
 log = logging.getLogger("jobcarbon.credit.memory")
 
+#: Rows converted per call while loading state: the conversion (psycopg, SQLAlchemy) is C
+#: that keeps the GIL, so a whole 140k-row roll-up result at once stalled the worker's event
+#: loop for ~75-200 ms (every check then waited); 5 000 rows take a few milliseconds.
+CHUNK_ROWS: Final = 5_000
+
+#: Requests whose similar jobs an index keeps (``HistoryIndex.predict``; then it starts over).
+MAX_CACHED_LEVELS: Final = 100_000
+_UNSEEN: Final = object()
+
 #: Ids are handed out before commit, so a later id can commit first: each ledger read looks
 #: back this many ids (entries are keyed by id, replays are harmless).
 LOOKBACK_IDS: Final = 1_000
@@ -72,6 +87,24 @@ SELECT u.name, d.day, COALESCE(d.co2e_g, 0), COALESCE(d.energy_facility_j, 0)
 FROM rollup_user_day d JOIN dim_user u ON u.id = d.user_id
 WHERE d.day >= :since ORDER BY u.name, d.day
 """
+)
+# PostgreSQL: one row per user (account) with its days as arrays, built by the server and
+# turned into lists by psycopg's C loaders: 5k rows instead of 140k for Python to walk
+# (usage reload at 1M facts: 0.9 -> see bench/README.md). Days as date ordinals.
+_SERIES_PG = """
+SELECT {dim}.name, array_agg(d.day - DATE '0001-01-01' + 1 ORDER BY d.day),
+       array_agg(COALESCE(d.co2e_g, 0)::float8 ORDER BY d.day),
+       array_agg(COALESCE(d.energy_facility_j, 0)::float8 ORDER BY d.day)
+FROM {table} d JOIN {dim_table} {dim} ON {dim}.id = d.{key}
+WHERE d.day >= :since GROUP BY {dim}.name
+"""
+_USER_SERIES_PG = text(
+    _SERIES_PG.format(dim="u", table="rollup_user_day", dim_table="dim_user", key="user_id")
+)
+_ACCOUNT_SERIES_PG = text(
+    _SERIES_PG.format(
+        dim="a", table="rollup_account_day", dim_table="dim_account", key="account_id"
+    )
 )
 _ACCOUNT_DAYS_SQL = text(
     """
@@ -108,7 +141,7 @@ _HISTORY_SQL = text(
     """
 SELECT f.id, f.user_id, f.account_id, f.partition_id, COALESCE(f.job_name, ''),
        COALESCE(f.node_count, 0), COALESCE(f.cpus, 0), f.time_limit_s, f.elapsed_s,
-       f.energy_it_j, COALESCE(f.shared_node, FALSE), f.end_epoch
+       f.energy_it_j, COALESCE(f.shared_node, FALSE), COALESCE(f.end_epoch, -1)
 FROM fact_job f
 WHERE f.energy_it_j > 0 AND f.elapsed_s > 0 AND f.time_limit_s > 0
 """
@@ -165,23 +198,36 @@ class Generation:
 
 @dataclass(frozen=True, slots=True)
 class _Groups:
-    order: npt.NDArray[np.int64]  # row indices, grouped, most recent first in a group
+    """The ``limit`` most recent jobs of each group (a user, an account, or every job, in a
+    partition) that prediction can use, stored group after group: ``block[:, a:b]`` is the
+    group of ``slices[key] == (a, b)``, rows ``_ROWS``."""
+
+    block: npt.NDArray[np.float64]
     slices: dict[tuple[int, int], tuple[int, int]]
 
 
+#: Rows of a ``_Groups.block`` (ids as float64: exact below 2**53).
+_ROWS: Final = ("user_id", "account_id", "name_id", "rate", "runtime_ratio", "shared")
+
+
 class HistoryIndex:
-    """The facts the SQL history query reads, as columns, with per-group recency orders."""
+    """The facts the SQL history query reads, as columns, with each group's most recent
+    usable jobs stored together (a check reads three short contiguous slices)."""
 
     def __init__(
         self,
         chunks: Iterable[Sequence[Any]],
         dims: list[tuple[str, str, int]],
         pairs: set[tuple[str, str]] | None = None,
+        limit: int = HISTORY_LIMIT,
     ) -> None:
         """``chunks``: batches of ``_HISTORY_SQL`` rows (turned into columns batch by batch,
-        so loading never holds all rows as Python objects at once)."""
+        so loading never holds all rows as Python objects at once); ``limit``: jobs per
+        group, the ``limit`` of the checks this index answers."""
         #: (user, account) pairs seen in any fact (``uses_account``).
         self.pairs = pairs or set()
+        self.limit = limit
+        self._levels: dict[tuple[str, str, str, str], LevelRows | None] = {}
         self.users = {n: i for k, n, i in dims if k == "u"}
         self.accounts = {n: i for k, n, i in dims if k == "a"}
         self.partitions = {n: i for k, n, i in dims if k == "p"}
@@ -192,12 +238,13 @@ class HistoryIndex:
             cols = list(zip(*rows, strict=True))
             if not cols:
                 continue
+            # Job names to ids: a Python step per distinct name, C (map) per row.
+            ids = {n: names.setdefault(n, len(names)) for n in dict.fromkeys(cols[4])}
             parts.append(
                 [np.array(cols[i], dtype=np.int64) for i in range(4)]
-                + [np.array([names.setdefault(n, len(names)) for n in cols[4]], np.int64)]
+                + [np.fromiter(map(ids.__getitem__, cols[4]), np.int64, len(cols[4]))]
                 + [np.array(cols[i], dtype=np.float64) for i in range(5, 10)]
-                + [np.array([bool(v) for v in cols[10]], dtype=bool)]
-                + [np.array([-1 if e is None else e for e in cols[11]], dtype=np.int64)]
+                + [np.array(cols[10], dtype=bool), np.array(cols[11], dtype=np.int64)]
             )
         types = [np.int64] * 5 + [np.float64] * 5 + [np.bool_, np.int64]
         columns = [
@@ -207,41 +254,65 @@ class HistoryIndex:
         fid, user_id, account_id, pid, name_id = columns[:5]
         measures = columns[5:10]
         shared, end = columns[10], columns[11]
-        self.usable = usable_columns(*measures)
-        # Row-stacked so that a check gathers its rows with two takes instead of seven.
-        self.ids = np.stack([user_id, account_id, name_id])
-        self.floats = np.stack([*per_unit_power(*measures), shared.astype(np.float64)])
+        nodes, cpus, time_limit_s, elapsed_s, energy_it_j = measures
+        usable = usable_columns(nodes, cpus, time_limit_s, elapsed_s, energy_it_j)
+        rate, ratio = per_unit_rate(nodes, cpus, time_limit_s, elapsed_s, energy_it_j, shared)
+        table = np.stack([user_id, account_id, name_id, rate, ratio, shared]).astype(np.float64)
         zeros = np.zeros(len(fid), dtype=np.int64)
-        self.by_user = self._group(user_id, pid, end, fid)
-        self.by_account = self._group(account_id, pid, end, fid)
-        self.by_partition = self._group(zeros, pid, end, fid)
+        self.by_user = self._group(user_id, pid, end, fid, usable, table)
+        self.by_account = self._group(account_id, pid, end, fid, usable, table)
+        self.by_partition = self._group(zeros, pid, end, fid, usable, table)
 
-    @staticmethod
     def _group(
+        self,
         key: npt.NDArray[np.int64],
         pid: npt.NDArray[np.int64],
         end: npt.NDArray[np.int64],
         fid: npt.NDArray[np.int64],
+        usable: npt.NDArray[np.bool_],
+        rows: npt.NDArray[np.float64],
     ) -> _Groups:
+        """Per (key, partition): its ``limit`` most recent facts (end time, then id,
+        descending: the SQL history query's order), then the usable ones among them."""
         order = np.lexsort((-fid, -end, pid, key))
         if len(order) == 0:
-            return _Groups(order, {})
+            return _Groups(np.zeros((len(_ROWS), 0)), {})
         k, p = key[order], pid[order]
         starts = np.flatnonzero(np.r_[True, (k[1:] != k[:-1]) | (p[1:] != p[:-1])])
-        stops = np.r_[starts[1:], len(order)]
+        rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+        keep = (rank < self.limit) & usable[order]
+        kept = order[keep]
+        # Group boundaries in the kept rows: groups are contiguous and keep their order.
+        group = np.cumsum(np.r_[True, (k[1:] != k[:-1]) | (p[1:] != p[:-1])])[keep]
+        firsts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+        stops = np.r_[firsts[1:], len(kept)]
+        kk, pp = key[kept[firsts]], pid[kept[firsts]]
         slices = {
             (int(a), int(b)): (int(s), int(e))
-            for a, b, s, e in zip(k[starts], p[starts], starts, stops, strict=True)
+            for a, b, s, e in zip(kk, pp, firsts, stops, strict=True)
         }
-        return _Groups(order, slices)
+        return _Groups(np.ascontiguousarray(rows[:, kept]), slices)
 
-    def columns(self, request: JobRequest, limit: int) -> HistoryColumns:
+    def predict(self, request: JobRequest) -> Prediction:
+        """``predict_columns`` over ``columns``, with the similar jobs found (they do not
+        depend on the request's size) kept per (user, account, partition, job name) until
+        the index is replaced: a repeated submission costs a few multiplications."""
+        key = (request.user, request.account, request.partition, request.job_name)
+        rows = self._levels.get(key, _UNSEEN)
+        if rows is _UNSEEN:
+            rows = level_rows(self.columns(request))
+            if len(self._levels) >= MAX_CACHED_LEVELS:
+                self._levels.clear()
+            self._levels[key] = rows
+        return predict_level(request, rows)  # type: ignore[arg-type]
+
+    def columns(self, request: JobRequest) -> HistoryColumns:
         """The usable rows among the user's, the account's and the partition's ``limit``
         most recent jobs in the partition (duplicates kept, as UNION ALL does)."""
         pid = self.partitions.get(request.partition)
         uid = self.users.get(request.user, -1)
         aid = self.accounts.get(request.account, -1)
-        parts = []
+        blocks = []
         if pid is not None:
             for groups, key in (
                 (self.by_user, (uid, pid)),
@@ -250,19 +321,21 @@ class HistoryIndex:
             ):
                 span = groups.slices.get(key)
                 if span is not None:
-                    parts.append(groups.order[span[0] : min(span[1], span[0] + limit)])
-        idx = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-        idx = idx[self.usable[idx]]
-        user_id, account_id, name_id = self.ids.take(idx, axis=1)
-        per_node_w, per_cpu_w, ratio, shared = self.floats.take(idx, axis=1)
+                    blocks.append(groups.block[:, span[0] : span[1]])
+        if len(blocks) == 1:
+            block = blocks[0]
+        elif blocks:
+            block = np.concatenate(blocks, axis=1)
+        else:
+            block = np.zeros((len(_ROWS), 0))
+        user_id, account_id, name_id, rate, ratio, shared = block
         user = user_id == uid
         return HistoryColumns(
             user_match=user,
             name_match=user & (name_id == self.names.get(request.job_name, -2)),
             account_match=account_id == aid,
             shared=shared != 0.0,
-            power_per_node_w=per_node_w,
-            power_per_cpu_w=per_cpu_w,
+            rate=rate,
             runtime_ratio=ratio,
         )
 
@@ -311,8 +384,12 @@ class MemoryCreditStore:
         account_since = previous_period_start("year", now).date()
         with self.sql._read.connect() as conn:
             last = int(conn.execute(_MAX_ID_SQL).scalar_one())
-            users = _series(conn.execute(_USER_DAYS_SQL, {"since": user_since}).all())
-            accounts = _series(conn.execute(_ACCOUNT_DAYS_SQL, {"since": account_since}).all())
+            if conn.dialect.name == "postgresql":
+                users = _arrays(conn.execute(_USER_SERIES_PG, {"since": user_since}))
+                accounts = _arrays(conn.execute(_ACCOUNT_SERIES_PG, {"since": account_since}))
+            else:
+                users = _series(conn.execute(_USER_DAYS_SQL, {"since": user_since}))
+                accounts = _series(conn.execute(_ACCOUNT_DAYS_SQL, {"since": account_since}))
             ledger = LedgerState()
             ledger.apply(*self._read_ledger(conn, after=0))
         rollups = RollupState(user_since.toordinal(), account_since.toordinal(), users, accounts)
@@ -341,8 +418,10 @@ class MemoryCreditStore:
         with self.sql.engine.connect() as conn:  # a transaction: the cursor streams
             dims = [tuple(r) for r in conn.execute(_DIMS_SQL, {"cluster": self.sql.cluster})]
             pairs = {(r[0], r[1]) for r in conn.execute(_PAIRS_SQL)}
-            stream = conn.execution_options(stream_results=True).execute(_HISTORY_SQL)
-            return HistoryIndex(stream.partitions(100_000), dims, pairs)
+            stream = conn.execution_options(stream_results=True, max_row_buffer=CHUNK_ROWS).execute(
+                _HISTORY_SQL
+            )
+            return HistoryIndex(stream.partitions(CHUNK_ROWS), dims, pairs)
 
     def _delta(self) -> tuple[int, tuple[list[OpenReservation], list[int], list[Adjustment]]]:
         with self.sql._read.connect() as conn:
@@ -360,8 +439,9 @@ class MemoryCreditStore:
     def refresh(self, history: bool = False) -> None:
         """Reload roll-ups and the ledger (and the history index) and swap them in; entries
         written while loading are read before any check sees the new state."""
-        rollups, ledger, last = self._load_usage()
-        index = self._load_history() if history or self._history is None else None
+        with _collector_paused():
+            rollups, ledger, last = self._load_usage()
+            index = self._load_history() if history or self._history is None else None
         with self._lock:
             self._rollups, self._ledger, self._last_id = rollups, ledger, last
             if index is not None:
@@ -412,9 +492,9 @@ class MemoryCreditStore:
     def predict(self, request: JobRequest, limit: int) -> Prediction:
         """The prediction from the in-process history index (the warehouse's until loaded)."""
         index = self._history
-        if index is None:
+        if index is None or limit != index.limit:
             return self.sql.predict(request, limit)
-        return predict_columns(request, index.columns(request, limit))
+        return index.predict(request)
 
     def history(self, user: str, account: str, partition: str, limit: int) -> list[PastJob]:
         return self.sql.history(user, account, partition, limit)
@@ -451,9 +531,33 @@ class MemoryCreditStore:
         return self.sql.ledger(account=account, user=user, limit=limit)
 
 
-def _series(rows: Sequence[Any]) -> dict[str, DaySeries]:
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while state loads, and the loaded state frozen out of
+    the collector after. Loading allocates millions of short-lived rows: at 1M facts the
+    collector ran 30 full passes during a history load (4.5 s of its 12 s, up to 236 ms
+    each, holding the GIL: the worker's event loop stood still that long). The state has
+    no reference cycles; what it replaces is freed by reference counting."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
+
+
+def _arrays(result: Any) -> dict[str, DaySeries]:
+    """Day series by name from a ``_SERIES_PG`` result (arrays already in day order)."""
+    rows = itertools.chain.from_iterable(result.partitions(CHUNK_ROWS // 50))
+    return {name: DaySeries(days, co2e, energy) for name, days, co2e, energy in rows}
+
+
+def _series(result: Any) -> dict[str, DaySeries]:
+    """Day series by name from a roll-up query's result, read ``CHUNK_ROWS`` at a time."""
     out: dict[str, DaySeries] = {}
-    for name, day, co2e, energy in rows:
+    for name, day, co2e, energy in itertools.chain.from_iterable(result.partitions(CHUNK_ROWS)):
         s = out.get(name)
         if s is None:
             s = out[name] = DaySeries([], [], [])

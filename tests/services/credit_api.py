@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from bench.credit_load import load
-from jobcarbon.api.app import ApiConfig, PolicyHolder, create_app
+from jobcarbon.api.app import ApiConfig, CreditApi, PolicyHolder, create_app
 from jobcarbon.api.auth import MungeVerifier, uid_resolver
+from jobcarbon.api.serve import uvicorn_server
 from jobcarbon.credit.memory import Generation, MemoryCreditStore
 from jobcarbon.credit.sql import SqlCreditStore
 from jobcarbon.synth import SynthJob, generate_jobs
@@ -136,6 +136,7 @@ class Server:
     socket: str
     alice: SynthJob
     bob: SynthJob
+    app: CreditApi
 
 
 def _free_port() -> int:
@@ -146,8 +147,9 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def api_server(warehouse_engine: Engine, munged, tmp_path_factory) -> Iterator[Server]:  # type: ignore[no-untyped-def]
-    """The API served by uvicorn on a free port; alice and bob are both the current uid here
-    (clients run ``munge`` as this process's user)."""
+    """The API served as ``jobcarbon credit serve`` serves it (uvicorn with the /v1/check
+    protocol, jobcarbon.api.serve) on a free port; alice and bob are both the current uid
+    here (clients run ``munge`` as this process's user)."""
     policy_file = tmp_path_factory.mktemp("policy") / "policy.toml"
     policy_file.write_text(POLICY)
     me = os.getuid()
@@ -156,9 +158,8 @@ def api_server(warehouse_engine: Engine, munged, tmp_path_factory) -> Iterator[S
         {ALICE_JOB.user.name: me, BOB_JOB.user.name: me},
     )  # fmt: skip
     port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning")
-    )
+    app = create_app(config)
+    server = uvicorn_server(app, host="127.0.0.1", port=port)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -167,7 +168,7 @@ def api_server(warehouse_engine: Engine, munged, tmp_path_factory) -> Iterator[S
             pytest.fail("uvicorn did not start")
         time.sleep(0.05)
     try:
-        yield Server(f"http://127.0.0.1:{port}", munged.socket, ALICE_JOB, BOB_JOB)
+        yield Server(f"http://127.0.0.1:{port}", munged.socket, ALICE_JOB, BOB_JOB, app)
     finally:
         server.should_exit = True
         thread.join(timeout=10)

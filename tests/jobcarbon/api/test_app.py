@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from jobcarbon.api import models as m
 from jobcarbon.credit.check import co2e_g
 from tests.services.credit_api import ADMIN_TOKEN, Api
 
@@ -213,7 +214,8 @@ def test_openapi_is_published(api: Api) -> None:
 
 def test_fast_front_answers_byte_for_byte_as_the_fastapi_route(api: Api) -> None:
     """The thin front (msgspec body decoding, no FastAPI entry, no response re-validation)
-    and the FastAPI route give the same bytes (fixed clock)."""
+    and the FastAPI route give the same bytes (fixed clock), and those are pydantic's for
+    the published response model (msgspec encodes them: jobcarbon.api.wire)."""
     app = api.client.app
     bodies = [api.body(api.alice), api.body(api.bob), api.body(api.alice, partition="nope")]
     fast = [api.client.post("/v1/check", json=b, headers=ADMIN) for b in bodies]
@@ -225,3 +227,5 @@ def test_fast_front_answers_byte_for_byte_as_the_fastapi_route(api: Api) -> None
     for f, s in zip(fast, slow, strict=True):
         assert f.status_code == s.status_code == 200, (f.text, s.text)
         assert f.content == s.content
+        model = m.CheckResponse.model_validate_json(f.content)
+        assert model.model_dump_json().encode() == f.content

@@ -2,24 +2,43 @@
 
 from __future__ import annotations
 
+import asyncio
 import pwd
 import time
 
 import pytest
 
-from jobcarbon.api.auth import AuthError, MungeVerifier, check_bearer, uid_resolver
+from jobcarbon.api.auth import AuthError, Identity, MungeVerifier, check_bearer, uid_resolver
 
 pytestmark = pytest.mark.munge
 
 
-@pytest.fixture(params=["libmunge", "unmunge"])
-def verifier(request: pytest.FixtureRequest, munged) -> MungeVerifier:  # type: ignore[no-untyped-def]
+class OnLoop:
+    """``verify`` through ``verify_async`` on an event loop (how credit serve decodes)."""
+
+    def __init__(self, verifier: MungeVerifier) -> None:
+        self.verifier = verifier
+
+    def verify(self, credential: str) -> Identity:
+        async def run() -> Identity | AuthError:
+            done: asyncio.Future[Identity | AuthError] = asyncio.get_running_loop().create_future()
+            self.verifier.verify_async(credential, done.set_result)
+            return await done
+
+        result = asyncio.run(run())
+        if isinstance(result, AuthError):
+            raise result
+        return result
+
+
+@pytest.fixture(params=["libmunge", "unmunge", "event-loop"])
+def verifier(request: pytest.FixtureRequest, munged) -> MungeVerifier | OnLoop:  # type: ignore[no-untyped-def]
     v = MungeVerifier(munged.socket)
     if request.param == "unmunge":
-        v._pymunge = None  # the binary path, used where libmunge cannot be loaded
-    elif v._pymunge is None:
+        v._lib = None  # the binary path, used where libmunge cannot be loaded
+    elif v._lib is None:
         pytest.fail("libmunge could not be loaded")
-    return v
+    return OnLoop(v) if request.param == "event-loop" else v
 
 
 def test_valid_credential_gives_the_callers_uid(verifier, munged) -> None:  # type: ignore[no-untyped-def]
@@ -76,8 +95,9 @@ def test_malformed_credentials_never_reach_munged(bad: str) -> None:
     assert info.value.status in (400, 401)
 
 
-def test_unreachable_munged_is_a_503() -> None:
-    v = MungeVerifier("/nonexistent/socket")
+@pytest.mark.parametrize("wrap", [lambda v: v, OnLoop])
+def test_unreachable_munged_is_a_503(wrap) -> None:  # type: ignore[no-untyped-def]
+    v = wrap(MungeVerifier("/nonexistent/socket"))
     with pytest.raises(AuthError) as info:
         v.verify("MUNGE:AAAA:")
     assert info.value.status == 503

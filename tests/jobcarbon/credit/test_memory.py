@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from bench.credit_load import fact_values, insert_facts, load
 from jobcarbon.credit.memory import Generation, MemoryCreditStore
 from jobcarbon.credit.policy import period_bounds, previous_period_start
-from jobcarbon.credit.predict import JobRequest
+from jobcarbon.credit.predict import HISTORY_LIMIT, JobRequest
 from jobcarbon.credit.sql import SqlCreditStore
 from jobcarbon.credit.store import UsageQuery
 from jobcarbon.synth import generate_jobs
@@ -91,9 +91,29 @@ def test_same_predictions_as_the_warehouse(loaded: tuple[Engine, dict]) -> None:
         want = sql.predict(request, 100)
         assert mem.predict(request, 100) == want  # bit for bit
         levels.add(want.level)
+        # The same user, account, partition and name again, another size: the index's
+        # kept similar jobs, scaled, equal the warehouse's prediction too.
+        other_size = dataclasses.replace(
+            request, nodes=request.nodes + 3, cpus=request.cpus * 2 + 1, time_limit_s=7_200
+        )
+        assert mem.predict(other_size, 100) == sql.predict(other_size, 100)
     assert {"user+name", "user+partition"} <= levels
     nowhere = dataclasses.replace(request, partition="no-such-partition")
     assert mem.predict(nowhere, 100) == sql.predict(nowhere, 100)
+
+
+def test_another_history_limit_is_the_warehouses(loaded: tuple[Engine, dict]) -> None:
+    """The index holds each group's HISTORY_LIMIT most recent jobs; a prediction over
+    another limit is the SQL store's."""
+    engine, _ = loaded
+    sql, mem = SqlCreditStore(engine, cluster=CLUSTER), memory(engine)
+    differs = 0
+    for job in JOBS[:40]:
+        request = JobRequest(job.user.name, job.account, job.partition, 1, job.cpus, 0,
+                             3600, job.job_name)  # fmt: skip
+        assert mem.predict(request, 3) == sql.predict(request, 3)
+        differs += mem.predict(request, 3) != mem.predict(request, HISTORY_LIMIT)
+    assert differs  # the limit matters for some: the comparison above can fail
 
 
 def test_writes_are_visible_to_the_next_check_in_another_worker(
