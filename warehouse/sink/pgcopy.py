@@ -18,7 +18,6 @@ from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
-import psycopg
 import pyarrow as pa
 from pgpq import ArrowToPostgresBinaryEncoder
 from psycopg import sql
@@ -57,7 +56,16 @@ _BLOCK: Final = 1 << 20
 
 
 def _driver(conn: Connection) -> Any:
-    return conn.connection.driver_connection
+    """The psycopg connection, with the binary array dumpers registered on it: a
+    connection copies psycopg's global adapters when it opens, so one opened before this
+    module was imported (a worker's engine migrating first) would not know them."""
+    info = conn.connection.info
+    driver: Any = conn.connection.driver_connection
+    if not info.get("jobcarbon_array_dumpers"):
+        for kind, dumper in _DUMPERS.items():
+            driver.adapters.register_dumper(kind, dumper)
+        info["jobcarbon_array_dumpers"] = True
+    return driver
 
 
 def _column_types(conn: Connection, cur: Any, table: str) -> dict[str, pa.DataType]:
@@ -134,8 +142,7 @@ def _dumper(kind: type[PgArray]) -> type[Dumper]:
     return ArrayDumper
 
 
-for _kind in (_Int8Array, _Float8Array, _DateArray):
-    psycopg.adapters.register_dumper(_kind, _dumper(_kind))
+_DUMPERS: Final = {kind: _dumper(kind) for kind in (_Int8Array, _Float8Array, _DateArray)}
 
 #: element type -> (array class, element oid, big-endian numpy type)
 _ELEMENTS: Final = {
