@@ -4,6 +4,7 @@ isolate what it will never accept, so one poison record never blocks a partition
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from schemas.fact import JobFact
 
@@ -55,21 +56,42 @@ def write_isolating(write: FactWriter, facts: Sequence[JobFact]) -> list[SinkRej
     return write_isolating(write, facts[:middle]) + write_isolating(write, facts[middle:])
 
 
+class WarehouseWriter:
+    """A ``FactWriter`` landing facts through ``warehouse.sink``, whose client-side work
+    can also run apart from the database round trips: ``prepare`` (CPU only: columns,
+    checks, hashes) on the caller's thread, then ``write_prepared`` on the database thread.
+    Calling it does both."""
+
+    def __init__(self, engine: Any, default_cluster: str | None) -> None:
+        self.engine = engine
+        self.default_cluster = default_cluster
+
+    def __call__(self, facts: Sequence[JobFact]) -> list[SinkRejection]:
+        return self.write_prepared(self.prepare(facts))
+
+    def prepare(self, facts: Sequence[JobFact]) -> Any:
+        """The write's CPU work, no database (``warehouse.sink.writer.prepare_facts``)."""
+        from warehouse.sink.writer import prepare_facts
+
+        return prepare_facts(facts, default_cluster=self.default_cluster)
+
+    def write_prepared(self, prepared: Any) -> list[SinkRejection]:
+        """Land what ``prepare`` made; the refused facts."""
+        from warehouse.sink.writer import write_prepared
+
+        result = write_prepared(self.engine, prepared)
+        return [(r.job, r.reason) for r in result.rejected]
+
+
 def warehouse_writer(
     url: str, *, default_cluster: str | None = None, migrate: bool = True
-) -> FactWriter:
+) -> WarehouseWriter:
     """A writer landing facts in the warehouse at ``url`` through ``warehouse.sink``
     (migrated to head first unless ``migrate`` is False)."""
     from warehouse import migrate as migrations
     from warehouse.engine import make_engine
-    from warehouse.sink import write_facts
 
     engine = make_engine(url)
     if migrate:
         migrations.upgrade(engine)
-
-    def write(facts: Sequence[JobFact]) -> list[SinkRejection]:
-        result = write_facts(engine, facts, default_cluster=default_cluster)
-        return [(r.job, r.reason) for r in result.rejected]
-
-    return write
+    return WarehouseWriter(engine, default_cluster)

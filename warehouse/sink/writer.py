@@ -68,6 +68,54 @@ def dim_cache(engine: Engine) -> DimCache:
     return cache
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedFacts:
+    """Facts validated, hashed and deduplicated (``prepare_facts``), ready for
+    ``write_prepared``; ``settled`` counts what preparing decided (ignored, rejected,
+    duplicates)."""
+
+    batch: FactBatch
+    settled: SinkResult
+
+
+def prepare_facts(facts: Iterable[JobFact], *, default_cluster: str | None = None) -> PreparedFacts:
+    """The client's CPU work of a write, without the database: columns, checks, content
+    hashes, one fact per key. A stream worker runs it on its processing thread so the
+    database thread only talks to the server."""
+    with paused_gc():
+        built = build_all(list(facts), default_cluster)
+        unique = latest_per_key(built.batch)
+    settled = SinkResult(
+        ignored=built.ignored,
+        rejected=[Rejected(j, r) for _, j, r in built.rejected],
+        duplicates=len(built.batch) - len(unique),
+    )
+    return PreparedFacts(unique, settled)
+
+
+def write_prepared(
+    engine: Engine,
+    prepared: PreparedFacts,
+    *,
+    batch_size: int = 2000,
+    now: datetime | None = None,
+) -> SinkResult:
+    """Land prepared facts (``batch_size`` per transaction); the same outcome as
+    ``write_facts`` on the facts they were prepared from. ``prepared`` is not changed, so
+    a write that failed for a transient reason can be retried with it."""
+    settled = prepared.settled
+    result = SinkResult(
+        ignored=settled.ignored, rejected=list(settled.rejected), duplicates=settled.duplicates
+    )
+    unique = prepared.batch
+    stamp = now or datetime.now(UTC)
+    with paused_gc():
+        for i in range(0, len(unique), batch_size):
+            rows = np.arange(i, min(i + batch_size, len(unique)), dtype=np.int64)
+            result += write_batch(engine, unique.take(rows), stamp)
+    return result
+
+
 def write_facts(
     engine: Engine,
     facts: Iterable[JobFact],
@@ -83,18 +131,8 @@ def write_facts(
     in the same transaction; a bad fact is rejected (named in the result) without
     stopping the others. ``now`` stamps ``inserted_at``/``updated_at``.
     """
-    with paused_gc():
-        built = build_all(list(facts), default_cluster)
-        result = SinkResult(
-            ignored=built.ignored, rejected=[Rejected(j, r) for _, j, r in built.rejected]
-        )
-        unique = latest_per_key(built.batch)
-        result.duplicates = len(built.batch) - len(unique)
-        stamp = now or datetime.now(UTC)
-        for i in range(0, len(unique), batch_size):
-            rows = np.arange(i, min(i + batch_size, len(unique)), dtype=np.int64)
-            result += write_batch(engine, unique.take(rows), stamp)
-        return result
+    prepared = prepare_facts(facts, default_cluster=default_cluster)
+    return write_prepared(engine, prepared, batch_size=batch_size, now=now)
 
 
 def write_batch(engine: Engine, batch: FactBatch, now: datetime) -> SinkResult:
