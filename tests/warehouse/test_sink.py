@@ -26,7 +26,7 @@ from tests.warehouse.checks import (
 from warehouse import migrate
 from warehouse.engine import make_engine
 from warehouse.models import FactJob
-from warehouse.sink import write_facts
+from warehouse.sink import prepare_facts, write_facts, write_prepared
 
 N_JOBS = 10_000
 
@@ -358,3 +358,28 @@ def test_sqlite_stores_timestamps_as_the_column_type_writes_them(tmp_path: Path)
         want = [r.submit_time, r.eligible_time, r.start_time, r.end_time, now]
         assert texts == [None if w is None else process(w) for w in want]  # type: ignore[misc]
     engine.dispose()
+
+
+def test_prepare_then_write_prepared_lands_what_write_facts_lands(
+    engine: Engine, workload: list[JobFact], tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The stream's split (columns on one thread, database on another) is write_facts
+    cut in two: same counts, same rejections, same facts and roll-ups."""
+    records = synthdata.records(3, seed=23)
+    bad = fact_from_record(records[0].replace(job_name="evil\x00name"))
+    batch = [*workload[:1500], bad, *workload[:200]]  # 200 duplicates
+    prepared = prepare_facts(batch)  # no engine: CPU only
+    assert prepared.settled.duplicates == 200 and len(prepared.settled.rejected) == 1
+    split = write_prepared(engine, prepared)
+    with _sibling_url(engine, request, tmp_path) as url:
+        other = make_engine(url)
+        migrate.upgrade(other)
+        whole = write_facts(other, batch)
+        assert (split.inserted, split.duplicates, split.unchanged) == (1500, 200, 0)
+        assert (whole.inserted, whole.duplicates, whole.unchanged) == (1500, 200, 0)
+        assert split.rejected == whole.rejected
+        assert fact_snapshot(engine) == fact_snapshot(other)
+        for table, rows in _rollups(engine).items():
+            assert_same_rollups(rows, _rollups(other)[table])
+        other.dispose()
+    assert write_prepared(engine, prepare_facts(batch)).unchanged == 1500
