@@ -131,6 +131,21 @@ def worker_metrics(port: int) -> dict[str, float]:
     return out
 
 
+def broker_cpu_seconds() -> float:
+    """User + system CPU of the local tansu broker (this process's child named tansu)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name, rest = text.split(" (", 1)[1].rsplit(")", 1)
+        fields = rest.split()
+        if name.startswith("tansu") and int(fields[1]) == os.getpid():
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def postgres_cpu_seconds(data_dir: Path | None) -> float | None:
     """User + system CPU of the PostgreSQL server started by the bench (postmaster and
     every backend and helper process it forked), None for an outside server."""
@@ -258,10 +273,12 @@ def run(args: argparse.Namespace, warehouse_url: str | None, pg_data: Path | Non
         cpu_first = [cpu_seconds(p.pid) for p in stack.workers]
         stages_first = [worker_metrics(port) for port in stack.metrics_ports]
         server_first = postgres_cpu_seconds(pg_data)
+        broker_first = broker_cpu_seconds()
         done = wait_count(stack, url, want, 3600)
         cpu_done = [cpu_seconds(p.pid) for p in stack.workers]
         stages_done = [worker_metrics(port) for port in stack.metrics_ports]
         server_done = postgres_cpu_seconds(pg_data)
+        broker_done = broker_cpu_seconds()
         # Measured from the first landed batch on: startup, group join and that batch's
         # records are excluded from both the rate and the CPU time per record.
         measured = want - landed_first
@@ -303,11 +320,22 @@ def run(args: argparse.Namespace, warehouse_url: str | None, pg_data: Path | Non
                 f"(consume to facts), sink {per.get('wall:sink', 0.0):.0f} us (warehouse "
                 "write, the server included); the two overlap batch by batch"
             )
+            print(
+                f"loop      worker {i}: per record waiting for the fetch "
+                f"{per.get('wall:consume', 0.0):.0f} us, pure stages "
+                f"{per.get('wall:ingest', 0.0):.0f}, sink columns "
+                f"{per.get('wall:prepare', 0.0):.0f}, waiting for the previous write "
+                f"{per.get('wall:wait_write', 0.0):.0f}"
+            )
         if server_first is not None and server_done is not None:
             print(
                 f"server    PostgreSQL: {(server_done - server_first) / measured * 1e6:.0f} us "
                 "CPU per record (every server process)"
             )
+        print(
+            f"broker    tansu: {(broker_done - broker_first) / measured * 1e6:.0f} us CPU per "
+            "record (fetches, commits, the worker's producer)"
+        )
 
         latencies = latency_run(stack, url, args.rate, args.latency_seconds)
         q = statistics.quantiles(latencies, n=100)

@@ -59,8 +59,12 @@ class BatchConsumer:
                     "heartbeat.interval.ms": int(kafka.heartbeat_interval_s * 1000),
                     "enable.partition.eof": False,
                     # librdkafka pre-fetches up to 64 MB by default: a backlog would sit in
-                    # the worker's memory. 16 MB still holds several batches of 4000.
-                    "queued.max.messages.kbytes": 16384,
+                    # the worker's memory. 6 MB holds about 2.5 batches of 2000 records.
+                    "queued.max.messages.kbytes": 6144,
+                    # Once that queue is full, librdkafka postpones the partition's next fetch
+                    # by this much (default 1000 ms); the loop drains 6 MB in well under a
+                    # second, and then waited for the fetch.
+                    "fetch.queue.backoff.ms": 20,
                     **extra,
                 },
             )

@@ -87,7 +87,9 @@ class StreamMetrics:
         )
         self.stage_seconds = Histogram(
             "jobcarbon_stage_batch_seconds",
-            "Time one stage spent on one batch (pure functions plus I/O).",
+            "Time one stage spent on one batch (pure functions plus I/O; consume: waiting for "
+            "the fetch; prepare: the sink's columns on the loop's thread; wait_write: the loop "
+            "waiting for the previous batch's write).",
             ["stage"],
             buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=self.registry,
