@@ -90,6 +90,9 @@ def test_records_in_rows_out_bad_records_dead_lettered(
     assert w.counter("jobcarbon_records_in_total", stage="ingest") == len(good) + len(bad)
     assert w.counter("jobcarbon_records_dead_lettered_total", stage="ingest", reason="empty") == 1
     assert "jobcarbon_consumer_lag" in w.metrics()
+    # The loop's own steps are timed beside the two stages (which thread sets the pace).
+    for stage in ("consume", "ingest", "prepare", "wait_write", "sink"):
+        assert w.counter("jobcarbon_stage_batch_seconds_count", stage=stage) > 0, stage
 
 
 def test_duplicates_and_redeliveries_do_not_double_count(
