@@ -14,6 +14,7 @@ import json
 import os
 import random
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -23,9 +24,17 @@ from sqlalchemy import Engine, text
 from consumers.kafka.producer import Producer
 from consumers.kafka.reader import read_topic
 from consumers.kafka.serializers import DLQ_REASON_HEADER
-from jobcarbon.settings import KafkaSettings
+from jobcarbon.settings import KafkaSettings, Settings
 from jobcarbon.synth import generate_jobs, record_dict
-from tests.consumers.stream.harness import Message, adversarial_bad, adversarial_good, totals
+from tests.consumers.stream.harness import (
+    Message,
+    adversarial_bad,
+    adversarial_good,
+    expected_warehouse,
+    fact_count,
+    synth_messages,
+    totals,
+)
 from tests.warehouse.checks import (
     ROLLUPS,
     assert_rollups_equal_fact_sums,
@@ -114,6 +123,40 @@ def mixed_stream(
 def good_values(good: list[Message], seed: int, cluster: str | None = None) -> list[bytes]:
     """Every value ``mixed_stream`` produces that must land (for the expected warehouse)."""
     return [v for _, v, _ in good] + hostile_good(seed, cluster)
+
+
+@dataclass(frozen=True)
+class FaultStream:
+    """One fault test's stream and the warehouse it must end up equal to."""
+
+    good: list[Message]
+    bad: list[tuple[bytes, str]]
+    #: ``good``, the hostile good records and ``bad``, mixed (``mixed_stream``).
+    messages: list[Message]
+    #: The same good records loaded through the pure functions, no broker in between.
+    expected: Engine
+    n_expected: int
+
+
+def fault_stream(
+    scale: Scale,
+    seed: int,
+    tmp_path: Path,
+    *,
+    bad_copies: int = 1,
+    cluster: str | None = None,
+    settings: Settings | None = None,
+) -> FaultStream:
+    """``scale.records`` synthetic jobs with ``bad_records`` mixed in, and the expected
+    warehouse of their good records (built in ``tmp_path``, stages from ``settings``)."""
+    good = synth_messages(scale.records, seed=seed, **({"cluster": cluster} if cluster else {}))
+    bad = bad_records(seed, copies=bad_copies)
+    expected = expected_warehouse(
+        good_values(good, seed, cluster), tmp_path / "expected.db", settings
+    )
+    return FaultStream(
+        good, bad, mixed_stream(good, bad, seed, cluster), expected, fact_count(expected)
+    )
 
 
 def produce(kafka: KafkaSettings, messages: list[Message]) -> None:

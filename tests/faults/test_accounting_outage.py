@@ -19,10 +19,8 @@ from tests.consumers.stream.harness import (
     REPO,
     PacedProducer,
     Worker,
-    expected_warehouse,
     fact_count,
     migrated_sqlite,
-    synth_messages,
     wait_for,
 )
 from tests.faults.stack import (
@@ -30,9 +28,7 @@ from tests.faults.stack import (
     Scale,
     assert_dlq_exact,
     assert_warehouse_exact,
-    bad_records,
-    good_values,
-    mixed_stream,
+    fault_stream,
     unsettled,
     worker_env,
 )
@@ -117,19 +113,14 @@ def test_accounting_down_mid_stream_lands_unreconciled_then_the_sweep_settles_th
     accounting: tuple[MariaDB, AccountingDB],
 ) -> None:
     server, db = accounting
-    n_jobs = scale.records
-    jobs = generate_jobs(n_jobs, SEED, cluster=CLUSTER)
+    jobs = generate_jobs(scale.records, SEED, cluster=CLUSTER)  # the stream's own jobs
     add_jobs(db, [job for i, job in enumerate(jobs) if i % 10])  # every tenth never made it
-    good = synth_messages(n_jobs, seed=SEED, cluster=CLUSTER)
-    bad = bad_records(SEED)
     settings = Settings(accounting=AccountingSettings(url=db.url, timeout_s=2))
-    expected = expected_warehouse(
-        good_values(good, SEED, CLUSTER), tmp_path / "expected.db", settings
-    )
-    n_expected = fact_count(expected)
-    assert unsettled(expected) == 0  # with the database up every job gets a verdict
+    stream = fault_stream(scale, SEED, tmp_path, cluster=CLUSTER, settings=settings)
+    n_expected = stream.n_expected
+    assert unsettled(stream.expected) == 0  # with the database up every job gets a verdict
 
-    paced = PacedProducer(kafka, mixed_stream(good, bad, SEED, CLUSTER), scale.produce_s)
+    paced = PacedProducer(kafka, stream.messages, scale.produce_s)
     url = migrated_sqlite(tmp_path / "stream.db")
     engine = make_engine(url)
     env = {
@@ -155,9 +146,9 @@ def test_accounting_down_mid_stream_lands_unreconciled_then_the_sweep_settles_th
     )  # fmt: skip
     assert sweep.returncode == 0, sweep.stderr[-2000:]
     assert unsettled(engine) == 0
-    assert_warehouse_exact(engine, expected)
-    assert_same_statuses(engine, expected)
-    assert_dlq_exact(kafka, bad, redelivered=False)
+    assert_warehouse_exact(engine, stream.expected)
+    assert_same_statuses(engine, stream.expected)
+    assert_dlq_exact(kafka, stream.bad, redelivered=False)
 
 
 def assert_same_statuses(engine: object, expected: object) -> None:

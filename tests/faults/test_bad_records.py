@@ -11,22 +11,13 @@ from sqlalchemy import text
 
 from consumers.kafka.reader import read_topic
 from jobcarbon.settings import KafkaSettings
-from tests.consumers.stream.harness import (
-    Worker,
-    expected_warehouse,
-    fact_count,
-    migrated_sqlite,
-    synth_messages,
-    wait_for,
-)
+from tests.consumers.stream.harness import Worker, fact_count, migrated_sqlite, wait_for
 from tests.faults.stack import (
     SCALES,
     Scale,
     assert_dlq_exact,
     assert_warehouse_exact,
-    bad_records,
-    good_values,
-    mixed_stream,
+    fault_stream,
     produce,
     worker_env,
 )
@@ -45,13 +36,12 @@ def test_bad_records_mixed_into_the_stream_are_dead_lettered_exactly(
     workers: list[Worker],
     tmp_path: Path,
 ) -> None:
-    good = synth_messages(scale.records, seed=SEED)
-    bad = bad_records(SEED, copies=max(1, scale.records // 500))  # about 3 % of the stream
-    produce(kafka, mixed_stream(good, bad, SEED))
+    # about 3 % of the stream is bad
+    stream = fault_stream(scale, SEED, tmp_path, bad_copies=max(1, scale.records // 500))
+    bad, n_expected = stream.bad, stream.n_expected
+    produce(kafka, stream.messages)
     url = migrated_sqlite(tmp_path / "stream.db")
     engine = make_engine(url)
-    expected = expected_warehouse(good_values(good, SEED), tmp_path / "expected.db")
-    n_expected = fact_count(expected)
     workers += [Worker(worker_env(kafka_env), url, tmp_path, f"w{i}") for i in range(2)]
 
     wait_for(lambda: fact_count(engine) >= n_expected, scale.timeout_s, f"{n_expected} facts")
@@ -60,7 +50,7 @@ def test_bad_records_mixed_into_the_stream_are_dead_lettered_exactly(
         60,
         f"{len(bad)} dead letters",
     )
-    assert_warehouse_exact(engine, expected)
+    assert_warehouse_exact(engine, stream.expected)
     assert_dlq_exact(kafka, bad, redelivered=False)
     with engine.connect() as conn:
         names = set(conn.execute(text("SELECT name FROM dim_user")).scalars())

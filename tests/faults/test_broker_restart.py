@@ -11,22 +11,13 @@ import pytest
 
 from consumers.kafka.admin import ensure_topics
 from jobcarbon.settings import KafkaSettings, load_settings
-from tests.consumers.stream.harness import (
-    Worker,
-    expected_warehouse,
-    fact_count,
-    migrated_sqlite,
-    synth_messages,
-    wait_for,
-)
+from tests.consumers.stream.harness import Worker, fact_count, migrated_sqlite, wait_for
 from tests.faults.stack import (
     SCALES,
     Scale,
     assert_dlq_exact,
     assert_warehouse_exact,
-    bad_records,
-    good_values,
-    mixed_stream,
+    fault_stream,
     produce,
     worker_env,
 )
@@ -60,15 +51,12 @@ def test_broker_restarted_mid_stream_loses_and_doubles_nothing(
     kafka: KafkaSettings = load_settings().kafka
     ensure_topics(kafka)
 
-    good = synth_messages(scale.records, seed=SEED)
-    bad = bad_records(SEED)
-    stream = mixed_stream(good, bad, SEED)
-    half = len(stream) // 2
-    produce(kafka, stream[:half])
+    stream = fault_stream(scale, SEED, tmp_path)
+    n_expected = stream.n_expected
+    half = len(stream.messages) // 2
+    produce(kafka, stream.messages[:half])
     url = migrated_sqlite(tmp_path / "stream.db")
     engine = make_engine(url)
-    expected = expected_warehouse(good_values(good, SEED), tmp_path / "expected.db")
-    n_expected = fact_count(expected)
     workers += [Worker(env, url, tmp_path, f"w{i}") for i in range(2)]
 
     wait_for(lambda: fact_count(engine) >= n_expected // 5, scale.timeout_s, "the first facts")
@@ -77,9 +65,9 @@ def test_broker_restarted_mid_stream_loses_and_doubles_nothing(
     time.sleep(min(scale.outage_s, 10.0))
     durable_broker.start()  # same port, same storage
     assert landed < n_expected, "the stream finished before the restart; raise the volume"
-    produce(kafka, stream[half:])  # Slurm keeps sending after the restart
+    produce(kafka, stream.messages[half:])  # Slurm keeps sending after the restart
 
     wait_for(lambda: fact_count(engine) >= n_expected, scale.timeout_s, f"{n_expected} facts")
     assert all(w.process.poll() is None for w in workers), "a worker died with the broker"
-    assert_warehouse_exact(engine, expected)
-    assert_dlq_exact(kafka, bad, redelivered=True)
+    assert_warehouse_exact(engine, stream.expected)
+    assert_dlq_exact(kafka, stream.bad, redelivered=True)

@@ -12,22 +12,13 @@ from pathlib import Path
 import pytest
 
 from jobcarbon.settings import KafkaSettings
-from tests.consumers.stream.harness import (
-    PacedProducer,
-    Worker,
-    expected_warehouse,
-    fact_count,
-    synth_messages,
-    wait_for,
-)
+from tests.consumers.stream.harness import PacedProducer, Worker, fact_count, wait_for
 from tests.faults.stack import (
     SCALES,
     Scale,
     assert_dlq_exact,
     assert_warehouse_exact,
-    bad_records,
-    good_values,
-    mixed_stream,
+    fault_stream,
     worker_env,
 )
 from tests.services.postgres import PostgresServer, restart_server, start_server, stop_server
@@ -71,11 +62,9 @@ def test_warehouse_down_mid_stream_then_back_loses_and_doubles_nothing(
     url = own_postgres.url("warehouse")
     engine = make_engine(url)
     migrate.upgrade(engine)
-    good = synth_messages(scale.records, seed=SEED)
-    bad = bad_records(SEED)
-    paced = PacedProducer(kafka, mixed_stream(good, bad, SEED), scale.produce_s)
-    expected = expected_warehouse(good_values(good, SEED), tmp_path / "expected.db")
-    n_expected = fact_count(expected)
+    stream = fault_stream(scale, SEED, tmp_path)
+    n_expected = stream.n_expected
+    paced = PacedProducer(kafka, stream.messages, scale.produce_s)
     workers += [Worker(worker_env(kafka_env), url, tmp_path, f"w{i}") for i in range(2)]
 
     wait_for(lambda: fact_count(engine) >= n_expected // 5, scale.timeout_s, "the first facts")
@@ -89,6 +78,6 @@ def test_warehouse_down_mid_stream_then_back_loses_and_doubles_nothing(
     assert retries > 0, "no worker tried to write during the outage; lower the rate"
     paced.result()
     wait_for(lambda: fact_count(engine) >= n_expected, scale.timeout_s, f"{n_expected} facts")
-    assert_warehouse_exact(engine, expected)
-    assert_dlq_exact(kafka, bad, redelivered=False)
+    assert_warehouse_exact(engine, stream.expected)
+    assert_dlq_exact(kafka, stream.bad, redelivered=False)
     engine.dispose()

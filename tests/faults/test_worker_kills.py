@@ -14,10 +14,8 @@ from jobcarbon.settings import KafkaSettings
 from tests.consumers.stream.harness import (
     PacedProducer,
     Worker,
-    expected_warehouse,
     fact_count,
     migrated_sqlite,
-    synth_messages,
     wait_for,
 )
 from tests.faults.stack import (
@@ -25,9 +23,7 @@ from tests.faults.stack import (
     Scale,
     assert_dlq_exact,
     assert_warehouse_exact,
-    bad_records,
-    good_values,
-    mixed_stream,
+    fault_stream,
     worker_env,
 )
 from warehouse.engine import make_engine
@@ -46,17 +42,15 @@ def test_workers_killed_at_random_moments_lose_and_double_nothing(
     tmp_path: Path,
 ) -> None:
     rng = random.Random(SEED)
-    good = synth_messages(scale.records, seed=SEED)
-    bad = bad_records(SEED)
+    stream = fault_stream(scale, SEED, tmp_path)
+    n_expected = stream.n_expected
     url = migrated_sqlite(tmp_path / "stream.db")
     engine = make_engine(url)
-    expected = expected_warehouse(good_values(good, SEED), tmp_path / "expected.db")
-    n_expected = fact_count(expected)
     env = worker_env(kafka_env)
     workers += [Worker(env, url, tmp_path, f"w{i}") for i in range(2)]
     wait_for(lambda: all(w.serving() for w in workers), scale.timeout_s, "workers serving")
     # The replay, sent over scale.produce_s while the two workers consume it.
-    paced = PacedProducer(kafka, mixed_stream(good, bad, SEED), scale.produce_s)
+    paced = PacedProducer(kafka, stream.messages, scale.produce_s)
     wait_for(lambda: fact_count(engine) > 0, scale.timeout_s, "the first facts")
 
     # Kill points: random fractions of the stream as it is being sent (workers that drain
@@ -76,5 +70,5 @@ def test_workers_killed_at_random_moments_lose_and_double_nothing(
 
     paced.result()
     wait_for(lambda: fact_count(engine) >= n_expected, scale.timeout_s, f"{n_expected} facts")
-    assert_warehouse_exact(engine, expected)
-    assert_dlq_exact(kafka, bad, redelivered=True)
+    assert_warehouse_exact(engine, stream.expected)
+    assert_dlq_exact(kafka, stream.bad, redelivered=True)
