@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-slow lint format venv services bench clean
+.PHONY: demo test test-slow lint format venv lock services bench clean
 
 demo: venv                       ## set up, then run the pipeline on the embedded default
 	$(BIN)/jobcarbon demo
@@ -26,6 +26,9 @@ format: venv
 
 venv:
 	@scripts/bootstrap.sh "$(PYTHON)" "$(VENV)"
+
+lock: venv                       ## re-pin constraints.txt to what the venv has now
+	@scripts/lock.sh "$(VENV)"
 
 services:                        ## install the real services the tests start (idempotent)
 	@scripts/install-services.sh

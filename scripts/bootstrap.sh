@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Create the virtual environment and install jobcarbon with its dev tools, once per change
-# of pyproject.toml. Usage: scripts/bootstrap.sh PYTHON VENV
+# Create the virtual environment and install jobcarbon with its dev tools at the versions in
+# constraints.txt, once per change of pyproject.toml or constraints.txt.
+# Usage: scripts/bootstrap.sh PYTHON VENV
 set -euo pipefail
 PYTHON=${1:-python3}
 VENV=${2:-.venv}
@@ -15,13 +16,14 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
 stamp="$VENV/.jobcarbon-installed"
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
+# pip's own exit status decides (pipefail); only the noise of unreachable find-links goes.
+quiet() { "$@" 2>&1 | { grep -v "^WARNING: Location" || true; }; }
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "installing jobcarbon and its dependencies into $VENV (first run takes a few minutes)"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip 2>&1 \
-        | grep -v "^WARNING: Location" || true
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 \
-        | grep -v "^WARNING: Location" || true
+    quiet "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+    quiet "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+        -c constraints.txt -e '.[dev]'
     "$VENV/bin/python" -c 'import jobcarbon, schemas, consumers, warehouse' # fail loudly if not
     echo "$want" > "$stamp"
 fi

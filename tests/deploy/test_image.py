@@ -1,8 +1,10 @@
 """The production image's build context: the files the Dockerfile copies build the package
-(no engine here, so the image's ``pip install`` step is run on a copy of that context)."""
+(no engine here, so the image's ``pip install`` step is run on a copy of that context), and
+every install path pins the versions that were tested."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -59,3 +61,19 @@ def test_dockerfile_context_builds_a_complete_wheel(tmp_path: Path) -> None:
     for wanted in _WANTED:
         assert any(wanted in name for name in names), f"{wanted} missing from {wheel.name}"
 
+
+def test_every_install_path_uses_the_pinned_versions() -> None:
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert re.search(r"^RUN pip install .*-c constraints\.txt", dockerfile, re.M), dockerfile
+    assert "constraints.txt" in dockerfile_copies()
+    bootstrap = (REPO / "scripts" / "bootstrap.sh").read_text()
+    assert "-c constraints.txt" in bootstrap
+    pins = [
+        line
+        for line in (REPO / "constraints.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert pins and all(re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[^\s=]+", p) for p in pins), pins
+    pinned = {re.split(r"[=\[]", p, maxsplit=1)[0].lower().replace("_", "-") for p in pins}
+    for runtime in ("confluent-kafka", "faust-streaming", "sqlalchemy", "psycopg", "pyarrow"):
+        assert runtime in pinned, runtime
