@@ -129,9 +129,8 @@ def good_values(good: list[Message], seed: int, cluster: str | None = None) -> l
 class FaultStream:
     """One fault test's stream and the warehouse it must end up equal to."""
 
-    good: list[Message]
     bad: list[tuple[bytes, str]]
-    #: ``good``, the hostile good records and ``bad``, mixed (``mixed_stream``).
+    #: The synthetic jobs' records, hostile good ones and ``bad``, mixed (``mixed_stream``).
     messages: list[Message]
     #: The same good records loaded through the pure functions, no broker in between.
     expected: Engine
@@ -154,9 +153,7 @@ def fault_stream(
     expected = expected_warehouse(
         good_values(good, seed, cluster), tmp_path / "expected.db", settings
     )
-    return FaultStream(
-        good, bad, mixed_stream(good, bad, seed, cluster), expected, fact_count(expected)
-    )
+    return FaultStream(bad, mixed_stream(good, bad, seed, cluster), expected, fact_count(expected))
 
 
 def produce(kafka: KafkaSettings, messages: list[Message]) -> None:
